@@ -1,0 +1,1 @@
+"""Our Consul client: pure request building / response parsing (sansio) + a tiny httpx adapter."""
