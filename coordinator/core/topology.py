@@ -32,7 +32,7 @@ class Timers:
     """Bound on clock RATE drift between machines (fraction, 0.01 = 1%)."""
     session_ttl: float = 10.0
     """Consul session TTL for the local leader lock (Consul's minimum is 10s)."""
-    check_ttl: float = 2.0
+    check_ttl: float = 1.5
     """TTL of the agent check the leader session is bound to; a dead replica loses its lock after it."""
     check_interval: float = 0.5
     """How often a replica passes its agent TTL check."""
