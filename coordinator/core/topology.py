@@ -70,6 +70,8 @@ class Topology:
     datacenters: tuple[DcSpec, ...]
     timers: Timers = field(default_factory=Timers)
     catch_up: CatchUp = field(default_factory=CatchUp)
+    tie_breaker: str | None = None
+    """Optional DC whose side wins an exact half-weight split (see docs/safety.md)."""
 
     @property
     def total_weight(self) -> int:
