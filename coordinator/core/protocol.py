@@ -1,0 +1,108 @@
+"""The contract between the sans-IO core and its shells (the asyncio daemon, the simulator).
+
+A shell owns one `ReplicaCore` (coordinator.core.replica) per coordinator replica and:
+
+1. calls ``core.start(now)`` once, then ``core.on_timer(now)`` whenever
+   ``now >= core.next_deadline()`` (the deadline may move after any call);
+2. executes every `Command` the core returns, in order:
+
+   ============================  ======================================================
+   SendRequest(tag, request)      send it (enforcing ``request.timeout``) and later call
+                                  ``core.on_response(tag, result, now)`` with a
+                                  ``Response`` or a ``ConsulUnavailable`` error
+   CancelRequest(tag)             abandon it; never deliver its result
+   RunHook(tag, argv, env, t)     run the command with at most ``t`` seconds; then call
+                                  ``core.on_hook_done(tag, HookResult, now)``
+   ============================  ======================================================
+
+3. passes admin requests with ``core.on_admin(command, now)``;
+4. answers every "may I write?" with ``core.may_write(now)``; long-polls wait until
+   ``core.answer_index`` moves past the client's index (the core bumps it on every change
+   of the answer, including a lease running out, for which it sets a deadline).
+
+``now`` is the shell's MONOTONIC clock in seconds (virtual time in the simulator). Every
+method returns ``list[Command]``. Tags are opaque strings unique among in-flight requests.
+
+Safety contract: ``may_write(now).allowed`` is true only when every condition of
+docs/safety.md holds at ``now``; anything unknown answers no with a `Reason`.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from coordinator.consul.sansio import Request
+
+
+@dataclass(frozen=True)
+class SendRequest:
+    tag: str
+    request: Request
+
+
+@dataclass(frozen=True)
+class CancelRequest:
+    tag: str
+
+
+@dataclass(frozen=True)
+class RunHook:
+    tag: str
+    argv: tuple[str, ...]
+    env: Mapping[str, str]
+    """Extra environment for the hook (COORDINATOR_DC, COORDINATOR_FENCED_SECONDS, COORDINATOR_TOKEN...)."""
+    timeout: float
+
+
+Command = SendRequest | CancelRequest | RunHook
+
+
+@dataclass(frozen=True)
+class HookResult:
+    exit_code: int | None
+    """None when the hook timed out or could not be started."""
+    detail: str = ""
+
+
+class AdminAction(enum.Enum):
+    CAUGHT_UP = "caught-up"
+    FENCE = "fence"
+    UNFENCE = "unfence"
+    SHUTDOWN = "shutdown"
+    """Graceful stop: release the leader key, destroy the session, answer no from now on."""
+
+
+class Reason(enum.Enum):
+    """Why may-write says no. The fixed, documented set (docs/operations.md)."""
+
+    STARTING = "starting"
+    NOT_LEADER = "not-leader"
+    CONSUL_UNAVAILABLE = "consul-unavailable"
+    NO_CONSUL_LEADER = "no-consul-leader"
+    NOT_IN_QUORUM = "not-in-quorum"
+    STALE_VIEW = "stale-view"
+    LEASE_EXPIRED = "lease-expired"
+    CATCHING_UP = "catching-up"
+    FENCED_BY_ADMIN = "fenced-by-admin"
+    WITNESS = "witness"
+    SHUTTING_DOWN = "shutting-down"
+
+
+@dataclass(frozen=True)
+class MayWriteAnswer:
+    allowed: bool
+    dc: str
+    index: int
+    """The core's answer_index when this answer was computed (for long-polling)."""
+    reason: Reason | None = None
+    """Set iff not allowed."""
+    leader: str | None = None
+    """Replica id of the DC leader, when known."""
+    token: int | None = None
+    """Fencing token; set iff allowed."""
+    valid_for: float = 0.0
+    """Seconds the yes stays valid from `now` (0 when not allowed)."""
+    quorum: tuple[str, ...] = field(default_factory=tuple)
+    """DCs of the quorum this DC belongs to (empty when not in quorum)."""
