@@ -1,0 +1,294 @@
+"""Benchmark the Consul emulator (`python -m sim.consul`) over real HTTP on 127.0.0.1.
+
+Measures, against one emulator process serving one DC on a free port:
+
+(a) KV GET throughput: requests/s of `GET /v1/kv/<key>` under a concurrent load
+    generator. `wrk` (one thread) when installed, else an asyncio+aiohttp client in a
+    separate process; the result names the tool used. With >= 2 CPUs the emulator is
+    pinned to CPU 0 and the load generator to CPU 1, so "one emulator core" is literal.
+(b) Blocking-query wake-up latency: N watchers (default 1,000) park a blocking
+    `GET /v1/kv/<key>?index=X&wait=60s` on one key; one PUT wakes them all. Latency per
+    watcher = its response's arrival time minus the PUT's send time, both read from one
+    monotonic clock in this process. Repeated for W writes (default 20); p50/p99/max over
+    all N x W samples. The watchers run in this single asyncio process, so the numbers
+    include the client's own time to drain N responses (an upper bound on the server's).
+
+Prints one JSON document and writes it to benchmarks/results/emulator.json.
+Targets: >= 5,000 KV GET/s; wake-up p99 < 50 ms. Every loop is bounded; only 127.0.0.1.
+
+Run:  .venv/bin/python benchmarks/bench_emulator.py [--duration 10] [--watchers 1000] [--writes 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import os
+import platform
+import re
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import httpx
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO_ROOT / "tests"))
+from emu_helpers import EmulatorProcess, start_emulator  # noqa: E402
+
+RESULT_PATH = REPO_ROOT / "benchmarks" / "results" / "emulator.json"
+TARGET_GET_PER_S = 5000.0
+TARGET_WAKEUP_P99_MS = 50.0
+BENCH_KEY = "bench/emulator/key"
+WATCH_KEY = "bench/emulator/watched"
+
+
+def raise_fd_limit() -> int:
+    """Raise RLIMIT_NOFILE to its hard limit (inherited by the emulator child)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def percentile(sorted_values: list[float], q: float) -> float:
+    """Nearest-rank percentile (q in 0..100) of an ascending list."""
+    if not sorted_values:
+        return float("nan")
+    rank = max(1, min(len(sorted_values), math.ceil(q / 100.0 * len(sorted_values))))
+    return sorted_values[rank - 1]
+
+
+def pin(pid: int, cpu: int) -> bool:
+    """Pin `pid` to one CPU when the machine has at least two; returns whether it did."""
+    if (os.cpu_count() or 1) < 2 or not hasattr(os, "sched_setaffinity"):
+        return False
+    os.sched_setaffinity(pid, {cpu})
+    return True
+
+
+# ---------------------------------------------------------------- (a) KV GET throughput
+
+
+_WRK_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+
+
+def _wrk_ms(text: str) -> float:
+    m = re.fullmatch(r"([\d.]+)(us|ms|s)", text.strip())
+    return float(m.group(1)) * _WRK_UNITS[m.group(2)] if m else float("nan")
+
+
+def run_wrk(url: str, duration: float, connections: int) -> dict[str, Any]:
+    """Run wrk (one thread) against `url` and parse its summary."""
+    wrk = shutil.which("wrk")
+    assert wrk is not None
+    cmd = [wrk, "-t1", f"-c{connections}", f"-d{max(1, round(duration))}s", "--latency", url]
+    if (os.cpu_count() or 1) >= 2 and shutil.which("taskset"):
+        cmd = ["taskset", "-c", "1", *cmd]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 60, check=True).stdout
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    total = re.search(r"(\d+) requests in ([\d.]+)(\w+)", out)
+    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    errors = re.search(r"Socket errors:(.*)", out)
+    lat = {p: re.search(rf"^\s+{p}%\s+(\S+)", out, re.M) for p in ("50", "99")}
+    return {
+        "tool": "wrk -t1",
+        "requests_per_s": float(rps.group(1)) if rps else float("nan"),
+        "requests": int(total.group(1)) if total else 0,
+        "non_2xx": int(non2xx.group(1)) if non2xx else 0,
+        "socket_errors": errors.group(1).strip() if errors else "",
+        "latency_p50_ms": _wrk_ms(lat["50"].group(1)) if lat["50"] else float("nan"),
+        "latency_p99_ms": _wrk_ms(lat["99"].group(1)) if lat["99"] else float("nan"),
+    }
+
+
+async def _aiohttp_load(url: str, duration: float, connections: int) -> dict[str, Any]:
+    ok = bad = 0
+    deadline = time.monotonic() + duration
+    conn = aiohttp.TCPConnector(limit=connections)
+    async with aiohttp.ClientSession(connector=conn) as http:
+
+        async def worker() -> None:
+            nonlocal ok, bad
+            while time.monotonic() < deadline:
+                async with http.get(url) as resp:
+                    await resp.read()
+                    if resp.status == 200:
+                        ok += 1
+                    else:
+                        bad += 1
+
+        start = time.monotonic()
+        await asyncio.gather(*(worker() for _ in range(connections)))
+        elapsed = time.monotonic() - start
+    return {
+        "tool": "aiohttp (separate process)",
+        "requests_per_s": ok / elapsed,
+        "requests": ok,
+        "non_2xx": bad,
+    }
+
+
+def run_aiohttp_loadgen(url: str, duration: float, connections: int) -> dict[str, Any]:
+    """Run `_aiohttp_load` in a child process (so it does not share our core)."""
+    cmd = [sys.executable, __file__, "--loadgen", url, str(duration), str(connections)]
+    if (os.cpu_count() or 1) >= 2 and shutil.which("taskset"):
+        cmd = ["taskset", "-c", "1", *cmd]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 60, check=True).stdout
+    result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+    return result
+
+
+def bench_kv_get(emu: EmulatorProcess, tool: str, duration: float, connections: int) -> dict[str, Any]:
+    base = emu.urls["dc1"]
+    url = f"{base}/v1/kv/{BENCH_KEY}"
+    put = httpx.put(url, content=b"x" * 64, timeout=10)
+    if put.status_code != 200:
+        raise RuntimeError(f"seeding {url} failed: {put.status_code} {put.text}")
+    use_wrk = tool == "wrk" or (tool == "auto" and shutil.which("wrk") is not None)
+    result = (
+        run_wrk(url, duration, connections) if use_wrk else run_aiohttp_loadgen(url, duration, connections)
+    )
+    result.update({"connections": connections, "duration_s": duration, "url_path": f"/v1/kv/{BENCH_KEY}"})
+    return result
+
+
+# ---------------------------------------------------------------- (b) wake-up latency
+
+
+async def _one_round(
+    http: aiohttp.ClientSession, base: str, index: str, watchers: int, round_no: int, settle: float
+) -> tuple[list[float], int, str]:
+    """Park `watchers` blocking GETs at `index`, write once, return (latencies_ms, early, new_index)."""
+    url = f"{base}/v1/kv/{WATCH_KEY}"
+    sent_at: list[float] = [0.0]
+    write_sent = asyncio.Event()
+    early = 0
+    new_index = index
+
+    async def watch() -> float | None:
+        nonlocal early, new_index
+        params = {"index": index, "wait": "60s"}
+        async with http.get(url, params=params, timeout=aiohttp.ClientTimeout(total=90)) as resp:
+            await resp.read()
+            arrived = time.perf_counter()
+            if resp.status != 200:
+                raise RuntimeError(f"watcher got HTTP {resp.status}")
+            seen = resp.headers.get("X-Consul-Index", new_index)
+            if int(seen) > int(new_index):
+                new_index = seen
+        if not write_sent.is_set():
+            early += 1
+            return None
+        return (arrived - sent_at[0]) * 1000.0
+
+    tasks = [asyncio.create_task(watch()) for _ in range(watchers)]
+    await asyncio.sleep(settle)
+    sent_at[0] = time.perf_counter()
+    write_sent.set()
+    async with http.put(url, data=f"round-{round_no}".encode()) as resp:
+        await resp.read()
+        if resp.status != 200:
+            raise RuntimeError(f"write got HTTP {resp.status}")
+    results = await asyncio.wait_for(asyncio.gather(*tasks), timeout=120)
+    return [r for r in results if r is not None], early, new_index
+
+
+async def _wakeup(base: str, watchers: int, writes: int, settle: float) -> dict[str, Any]:
+    conn = aiohttp.TCPConnector(limit=watchers + 16)
+    samples: list[float] = []
+    early_total = 0
+    async with aiohttp.ClientSession(connector=conn) as http:
+        async with http.put(f"{base}/v1/kv/{WATCH_KEY}", data=b"init") as resp:
+            await resp.read()
+        async with http.get(f"{base}/v1/kv/{WATCH_KEY}") as resp:
+            await resp.read()
+            index = resp.headers["X-Consul-Index"]
+        for n in range(writes):
+            lat, early, index = await _one_round(http, base, index, watchers, n, settle)
+            samples.extend(lat)
+            early_total += early
+    samples.sort()
+    return {
+        "watchers": watchers,
+        "writes": writes,
+        "samples": len(samples),
+        "early_returns": early_total,
+        "settle_s": settle,
+        "p50_ms": round(percentile(samples, 50), 3),
+        "p99_ms": round(percentile(samples, 99), 3),
+        "max_ms": round(samples[-1], 3) if samples else float("nan"),
+        "mean_ms": round(statistics.fmean(samples), 3) if samples else float("nan"),
+        "client": "asyncio+aiohttp, one process, one keep-alive connection per watcher",
+    }
+
+
+def bench_wakeup(emu: EmulatorProcess, watchers: int, writes: int, settle: float) -> dict[str, Any]:
+    return asyncio.run(_wakeup(emu.urls["dc1"], watchers, writes, settle))
+
+
+# ---------------------------------------------------------------- main
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds of KV GET load")
+    parser.add_argument("--connections", type=int, default=64, help="concurrent GET connections")
+    parser.add_argument("--tool", choices=("auto", "wrk", "aiohttp"), default="auto")
+    parser.add_argument("--watchers", type=int, default=1000)
+    parser.add_argument("--writes", type=int, default=20)
+    parser.add_argument(
+        "--settle", type=float, default=1.0, help="seconds for watchers to park before a write"
+    )
+    parser.add_argument("--output", type=Path, default=RESULT_PATH)
+    parser.add_argument(
+        "--loadgen", nargs=3, metavar=("URL", "DURATION", "CONNECTIONS"), help=argparse.SUPPRESS
+    )
+    args = parser.parse_args(argv)
+
+    if args.loadgen:
+        url, duration, connections = args.loadgen[0], float(args.loadgen[1]), int(args.loadgen[2])
+        print(json.dumps(asyncio.run(_aiohttp_load(url, duration, connections))))
+        return 0
+
+    fd_limit = raise_fd_limit()
+    emu = start_emulator(["dc1"], http_port=0)
+    try:
+        pinned = pin(emu.proc.pid, 0)
+        kv_get = bench_kv_get(emu, args.tool, args.duration, args.connections)
+        wakeup = bench_wakeup(emu, args.watchers, args.writes, args.settle)
+    finally:
+        code = emu.stop()
+    result = {
+        "benchmark": "emulator",
+        "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "fd_limit": fd_limit},
+        "emulator_pinned_to_cpu0": pinned,
+        "emulator_exit_code": code,
+        "kv_get": kv_get,
+        "wakeup": wakeup,
+        "targets": {"kv_get_per_s_min": TARGET_GET_PER_S, "wakeup_p99_ms_max": TARGET_WAKEUP_P99_MS},
+        "meets_targets": {
+            "kv_get": kv_get["requests_per_s"] >= TARGET_GET_PER_S and kv_get["non_2xx"] == 0,
+            "wakeup_p99": wakeup["p99_ms"] < TARGET_WAKEUP_P99_MS and wakeup["early_returns"] == 0,
+        },
+    }
+    text = json.dumps(result, indent=2)
+    print(text)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
