@@ -1,0 +1,157 @@
+"""Reading YAML as located nodes, and typed access to them.
+
+PyYAML's composer keeps a start mark on every node; we walk the node tree ourselves
+(instead of `safe_load`) so that every value we check still knows its line. Scalars are
+resolved with PyYAML's SafeConstructor, so `1`, `1.5`, `true`, `null` mean what they mean
+in `safe_load`. Problems are appended to an `IssueSink` rather than raised, so one pass
+reports every problem.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+import yaml
+
+from coordinator.config.errors import ConfigError, Issue
+
+
+@dataclass
+class IssueSink:
+    """Collects errors and warnings for one file."""
+
+    file: str
+    errors: list[Issue] = field(default_factory=list)
+    warnings: list[Issue] = field(default_factory=list)
+
+    def error(self, node: yaml.Node | None, path: str | None, message: str) -> None:
+        self.errors.append(Issue(self.file, line_of(node), path, message))
+
+    def warn(self, node: yaml.Node | None, path: str | None, message: str) -> None:
+        self.warnings.append(Issue(self.file, line_of(node), path, message))
+
+    def raise_if_errors(self) -> None:
+        if self.errors:
+            raise ConfigError(self.errors)
+
+
+def line_of(node: yaml.Node | None) -> int | None:
+    """1-based line where the node starts (PyYAML marks are 0-based)."""
+    return None if node is None else node.start_mark.line + 1
+
+
+def compose(text: str, file: str) -> tuple[yaml.Node | None, yaml.SafeLoader]:
+    """Compose one YAML document into a node tree; syntax errors raise ConfigError.
+
+    Returns (None, loader) for an empty document. The loader is returned so scalars can be
+    constructed later with the same resolver rules.
+    """
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = None if mark is None else mark.line + 1
+        what = exc.problem or exc.context or "invalid YAML"
+        raise ConfigError([Issue(file, line, None, f"YAML syntax error: {what}")]) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError([Issue(file, None, None, f"YAML error: {exc}")]) from None
+    return node, loader
+
+
+class Scalars:
+    """Constructs Python values from scalar nodes, with safe_load's resolution rules."""
+
+    def __init__(self, loader: yaml.SafeLoader, sink: IssueSink) -> None:
+        self._loader = loader
+        self._sink = sink
+
+    def value(self, node: yaml.Node, path: str) -> tuple[bool, object]:
+        """(ok, value). Non-scalar nodes come back as (True, node) for the caller to walk."""
+        if not isinstance(node, yaml.ScalarNode):
+            return True, node
+        try:
+            return True, self._loader.construct_object(node, deep=True)
+        except yaml.YAMLError as exc:
+            problem = getattr(exc, "problem", None) or str(exc)
+            self._sink.error(node, path, f"cannot read value: {problem}")
+            return False, None
+
+
+def describe(value: object) -> str:
+    """How a wrong value is shown in messages: the value for scalars, its kind otherwise."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return f"the string {value!r}"
+    if isinstance(value, yaml.MappingNode):
+        return "a mapping"
+    if isinstance(value, yaml.SequenceNode):
+        return "a list"
+    if isinstance(value, int | float):
+        return repr(value)
+    return f"a {type(value).__name__}"
+
+
+def join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def key_text(node: yaml.Node) -> str:
+    """The key as written: `123:` is the key "123", not the int 123."""
+    return node.value if isinstance(node, yaml.ScalarNode) else "<complex key>"
+
+
+def suggest(key: str, known: Iterable[str]) -> str:
+    match = difflib.get_close_matches(key, list(known), n=1, cutoff=0.6)
+    return f" (did you mean {match[0]!r}?)" if match else ""
+
+
+@dataclass(frozen=True)
+class Entry:
+    key: str
+    key_node: yaml.Node
+    value: yaml.Node
+
+
+def entries(loader: yaml.SafeLoader, node: yaml.MappingNode, path: str, sink: IssueSink) -> Iterator[Entry]:
+    """The mapping's entries after `<<` merges, reporting complex and duplicate keys.
+
+    Duplicates are reported at the second occurrence; only the first one is yielded.
+    """
+    try:
+        loader.flatten_mapping(node)
+    except yaml.YAMLError as exc:
+        sink.error(node, path or None, f"bad merge key: {getattr(exc, 'problem', exc)}")
+        return
+    seen: dict[str, yaml.Node] = {}
+    for key_node, value_node in node.value:
+        if not isinstance(key_node, yaml.ScalarNode):
+            sink.error(key_node, path or None, "keys must be plain names, not lists or mappings")
+            continue
+        key = key_text(key_node)
+        if key in seen:
+            sink.error(
+                key_node, join(path, key), f"duplicate key (first defined on line {line_of(seen[key])})"
+            )
+            continue
+        seen[key] = key_node
+        yield Entry(key, key_node, value_node)
+
+
+def known_entries(
+    loader: yaml.SafeLoader, node: yaml.MappingNode, path: str, known: Iterable[str], sink: IssueSink
+) -> dict[str, Entry]:
+    """The mapping's entries whose keys are in `known`; unknown keys are reported with a hint."""
+    allowed = list(known)
+    out: dict[str, Entry] = {}
+    for entry in entries(loader, node, path, sink):
+        if entry.key in allowed:
+            out[entry.key] = entry
+        else:
+            sink.error(entry.key_node, join(path, entry.key), f"unknown key{suggest(entry.key, allowed)}")
+    return out
