@@ -33,6 +33,9 @@ BLOCKING_SLACK = 1.0
 MAX_TXN_OPS = 64
 """Ops per transaction accepted by every Consul version (newer ones accept 128)."""
 
+LOCK_DELAY_MIN_NONZERO = 1e-6
+"""Consul multiplies a LockDelay below 1000 ns by one second (agent/session_endpoint.go)."""
+
 Params = tuple[tuple[str, str], ...]
 
 
@@ -185,7 +188,9 @@ def session_create(
 ) -> Request:
     """PUT /v1/session/create. Omitted fields take Consul's defaults (the agent's node,
     LockDelay 15s, checks ["serfHealth"], no TTL). An empty `checks`/`node_checks` list is
-    sent as [] = a session bound to no node health check.
+    sent as [] = a session bound to no node health check (Consul drops its default
+    serfHealth only when the body has a `Checks` key, so pass `checks=[]` for that).
+    A non-zero `lock_delay` must be >= 1 µs: Consul reads smaller values as seconds.
     """
     if behavior not in ("release", "delete"):
         raise ValueError(f"behavior must be release or delete, got {behavior!r}")
@@ -195,6 +200,9 @@ def session_create(
     if ttl is not None:
         body["TTL"] = format_duration(ttl)
     if lock_delay is not None:
+        if 0 < lock_delay < LOCK_DELAY_MIN_NONZERO:
+            # Consul reads a LockDelay below 1000ns as a number of seconds.
+            raise ValueError(f"lock_delay must be 0 or >= 1µs, got {lock_delay!r}")
         body["LockDelay"] = format_duration(lock_delay)
     if checks is not None:
         body["Checks"] = list(checks)
