@@ -55,6 +55,8 @@ def compose(text: str, file: str) -> tuple[yaml.Node | None, yaml.SafeLoader]:
         mark = exc.problem_mark or exc.context_mark
         line = None if mark is None else mark.line + 1
         what = exc.problem or exc.context or "invalid YAML"
+        if exc.problem and exc.context and exc.context_mark is not None:
+            what += f" ({exc.context}; see line {exc.context_mark.line + 1})"
         raise ConfigError([Issue(file, line, None, f"YAML syntax error: {what}")]) from None
     except yaml.YAMLError as exc:
         raise ConfigError([Issue(file, None, None, f"YAML error: {exc}")]) from None
@@ -144,12 +146,22 @@ def entries(loader: yaml.SafeLoader, node: yaml.MappingNode, path: str, sink: Is
 
 
 def known_entries(
-    loader: yaml.SafeLoader, node: yaml.MappingNode, path: str, known: Iterable[str], sink: IssueSink
+    loader: yaml.SafeLoader,
+    node: yaml.MappingNode,
+    path: str,
+    known: Iterable[str],
+    sink: IssueSink,
+    ignore_prefix: str | None = None,
 ) -> dict[str, Entry]:
-    """The mapping's entries whose keys are in `known`; unknown keys are reported with a hint."""
+    """The mapping's entries whose keys are in `known`; unknown keys are reported with a hint.
+
+    Keys starting with `ignore_prefix` (if given) are skipped silently.
+    """
     allowed = list(known)
     out: dict[str, Entry] = {}
     for entry in entries(loader, node, path, sink):
+        if ignore_prefix and entry.key.startswith(ignore_prefix):
+            continue
         if entry.key in allowed:
             out[entry.key] = entry
         else:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import fields
+from dataclasses import fields, replace
 
 import yaml
 
@@ -42,6 +42,9 @@ DC_NAME = re.compile(r"[a-z0-9_-]+")
 CLUSTER_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*")
 """One KV path segment: no '/', no leading '.', so `coordinator/<cluster>/` is unambiguous."""
 OWN_PREFIX = "coordinator/"
+HOOK_EXAMPLE = '["/usr/local/bin/replay", "--from-majority"]'
+EXTENSION_PREFIX = "x-"
+"""Top-level keys starting with this are ignored (a place for YAML anchors, as in docker-compose)."""
 
 
 def _number(value: object) -> bool:
@@ -71,6 +74,7 @@ class _Reader:
         keys = ", ".join(TOP_KEYS)
         if node is None:
             self.sink.error(None, None, f"the file is empty; expected a mapping with keys {keys}")
+            self.sink.errors[-1] = replace(self.sink.errors[-1], line=1)
             return None
         if not isinstance(node, yaml.MappingNode):
             _, value = self.scalars.value(node, "")
@@ -78,7 +82,7 @@ class _Reader:
                 node, None, f"the top level must be a mapping with keys {keys}, got {describe(value)}"
             )
             return None
-        top = known_entries(self.loader, node, "", TOP_KEYS, self.sink)
+        top = known_entries(self.loader, node, "", TOP_KEYS, self.sink, ignore_prefix=EXTENSION_PREFIX)
         for key in REQUIRED_TOP_KEYS:
             if key not in top:
                 self.sink.error(node, key, "required key is missing")
@@ -260,29 +264,14 @@ class _Reader:
         spec = self.mapping(entry.value, "catch_up", CATCH_UP_KEYS, "hook, wait_for_admin, copy_prefixes")
         if spec is None:
             return None
-        hook = self.strings(spec["hook"], "catch_up.hook", allow_null=True) if "hook" in spec else None
-        wait = (
-            self.boolean(spec["wait_for_admin"], "catch_up.wait_for_admin")
-            if "wait_for_admin" in spec
-            else False
-        )
+        ok, hook = self.hook(spec["hook"]) if "hook" in spec else (True, None)
+        wait: bool | None = False
+        if "wait_for_admin" in spec:
+            wait = self.boolean(spec["wait_for_admin"], "catch_up.wait_for_admin")
         prefixes: tuple[str, ...] | None = ()
         if "copy_prefixes" in spec:
-            prefixes = self.strings(spec["copy_prefixes"], "catch_up.copy_prefixes", allow_null=True)
-            if prefixes is not None:
-                prefixes = self.check_prefixes(spec["copy_prefixes"].value, prefixes)
-        bad_hook = "hook" in spec and hook is None and not self.is_null(spec["hook"].value)
-        if bad_hook or wait is None or prefixes is None:
-            return None
-        if hook is not None and not hook:
-            self.sink.error(
-                spec["hook"].value,
-                "catch_up.hook",
-                'must be a non-empty list of strings (argv), e.g. ["/usr/local/bin/replay"]',
-            )
-            return None
-        if hook is not None and not hook[0]:
-            self.sink.error(spec["hook"].value, "catch_up.hook[0]", "the program to run must not be empty")
+            prefixes = self.prefixes(spec["copy_prefixes"])
+        if not ok or wait is None or prefixes is None:
             return None
         if hook is not None and wait:
             self.sink.warn(
@@ -292,22 +281,65 @@ class _Reader:
             )
         return CatchUp(hook=hook, wait_for_admin=wait, copy_prefixes=prefixes)
 
-    def is_null(self, node: yaml.Node) -> bool:
-        return isinstance(node, yaml.ScalarNode) and self.scalars.value(node, "")[1] is None
+    def hook(self, entry: Entry) -> tuple[bool, tuple[str, ...] | None]:
+        """(ok, argv); null means no hook."""
+        path = "catch_up.hook"
+        ok, items = self.string_list(entry, path, HOOK_EXAMPLE)
+        if not ok or items is None:
+            return ok, None
+        if not items:
+            self.sink.error(
+                entry.value, path, f"must be a non-empty list of strings (argv), e.g. {HOOK_EXAMPLE}"
+            )
+            return False, None
+        if not items[0][2]:
+            self.sink.error(items[0][1], f"{path}[0]", "the program to run must not be empty")
+            return False, None
+        return True, tuple(value for _, _, value in items)
 
-    def strings(self, entry: Entry, path: str, *, allow_null: bool) -> tuple[str, ...] | None:
-        """A list of strings. null gives None (if allowed) for hook and () for copy_prefixes."""
+    def prefixes(self, entry: Entry) -> tuple[str, ...] | None:
+        """The copy_prefixes; null means none. Each must be a relative KV prefix outside ours."""
+        ok, items = self.string_list(entry, "catch_up.copy_prefixes", '["app/config/"]')
+        failed = not ok
+        for index, node, prefix in items or []:
+            path = f"catch_up.copy_prefixes[{index}]"
+            problem = None
+            if not prefix:
+                problem = "must not be empty (that would copy the whole KV store)"
+            elif prefix.startswith("/"):
+                problem = f"KV keys have no leading '/': write {prefix.lstrip('/')!r}"
+            elif prefix.startswith(OWN_PREFIX) or OWN_PREFIX.startswith(prefix):
+                problem = f"must not overlap the coordinator's own keys under {OWN_PREFIX!r}"
+            elif not prefix.endswith("/"):
+                self.sink.warn(
+                    node,
+                    path,
+                    f"matches every key starting with {prefix!r}, not just one folder; "
+                    f"write {prefix + '/'!r} for a folder",
+                )
+            if problem is not None:
+                self.sink.error(node, path, problem)
+                failed = True
+        return None if failed else tuple(prefix for _, _, prefix in items or [])
+
+    def string_list(
+        self, entry: Entry, path: str, example: str
+    ) -> tuple[bool, list[tuple[int, yaml.Node, str]] | None]:
+        """(ok, items) for a list of strings; items (index, node, value) is None when the value is null.
+
+        Every non-string element is reported, not only the first.
+        """
         node = entry.value
         if not isinstance(node, yaml.SequenceNode):
             ok, value = self.scalars.value(node, path)
-            if ok and value is None and allow_null:
-                return None if path.endswith("hook") else ()
+            if ok and value is None:
+                return True, None
             if ok:
                 self.sink.error(
-                    node, path, f'must be a list of strings, e.g. ["a", "b"], got {describe(value)}'
+                    node, path, f"must be a list of strings, e.g. {example}, got {describe(value)}"
                 )
-            return None
-        out: list[str] = []
+            return False, None
+        items: list[tuple[int, yaml.Node, str]] = []
         failed = False
         for index, item in enumerate(node.value):
             ok, value = self.scalars.value(item, f"{path}[{index}]")
@@ -316,33 +348,8 @@ class _Reader:
             if not ok or not isinstance(value, str):
                 failed = True
                 continue
-            out.append(value)
-        return None if failed else tuple(out)
-
-    def check_prefixes(self, node: yaml.Node, prefixes: tuple[str, ...]) -> tuple[str, ...] | None:
-        failed = False
-        for index, prefix in enumerate(prefixes):
-            item = node.value[index] if isinstance(node, yaml.SequenceNode) else node
-            path = f"catch_up.copy_prefixes[{index}]"
-            if not prefix:
-                self.sink.error(item, path, "must not be empty (that would copy the whole KV store)")
-            elif prefix.startswith("/"):
-                self.sink.error(item, path, f"KV keys have no leading '/': write {prefix.lstrip('/')!r}")
-            elif prefix.startswith(OWN_PREFIX) or OWN_PREFIX.startswith(prefix):
-                self.sink.error(
-                    item, path, f"must not overlap the coordinator's own keys under {OWN_PREFIX!r}"
-                )
-            else:
-                if not prefix.endswith("/"):
-                    self.sink.warn(
-                        item,
-                        path,
-                        f"matches every key starting with {prefix!r}, not just a folder; "
-                        f"write {prefix + '/'!r} for a folder",
-                    )
-                continue
-            failed = True
-        return None if failed else prefixes
+            items.append((index, item, value))
+        return not failed, items
 
     def warn_half_split(self, topo: Topology, entry: Entry) -> None:
         if topo.tie_breaker is not None:
