@@ -1,0 +1,378 @@
+"""Named invariants over a history (sim.history), fed one event at a time.
+
+One implementation serves both users: the simulator feeds every event as it happens (and
+calls `advance` at `next_deadline()` so time-based invariants fire on time); the
+partition lab feeds a recorded history with `check_history`.
+
+Safety invariants (checked while faults are active):
+
+- ``one-writable-per-dc``: at most one replica of a DC answers "may write" yes at a time.
+- ``witness-never-writable``: a witness DC never answers yes.
+- ``quorum-rule``: a DC is not writable once, in GROUND TRUTH, it has had no quorum clique
+  (docs/safety.md: pairwise linked both ways, weight > half, or half with the tie-breaker)
+  for longer than ``grace_links = stretch(lease + probe_interval + probe_timeout)``;
+  and not once it has had no quorum clique among LIVE voters (Consul has a leader and a
+  replica runs) for longer than ``grace_live = stretch(lease + row_fresh +
+  2 x probe_interval + probe_timeout)`` (a dead peer's last row stays fresh for row_fresh).
+- ``fenced-before-takeover``: a DC cut off from an existing quorum side is not writable
+  ``takeover_after / (1 + max_drift)`` after the cut (the majority side's fastest clock).
+- ``token-monotonic``: per DC, the token of each new writable tenure is strictly greater
+  than the previous tenure's (the same replica may repeat its current token).
+- ``resource-stale-write``: the protected resource never accepts a token lower than the
+  highest it has accepted.
+
+Liveness invariants:
+
+- ``majority-never-fenced``: while the only active faults are static link cuts and a
+  quorum clique with clean links exists, a DC of it that was writable when the cut
+  configuration began stays writable until the configuration changes.
+- ``liveness-writable``: after ``quiet``, every non-witness DC is writable within
+  ``liveness_bound`` seconds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from coordinator.core.timers import derive, stretch
+from coordinator.core.topology import Topology
+from sim.history import Event, topology_from_json
+from sim.world.truth import quorum_members
+
+STATIC_CUT_FAULTS = frozenset({"cut", "oneway", "isolate", "partition", "ring", "bridge"})
+"""Fault kinds that only change link state, once at start and once at end."""
+
+
+@dataclass(frozen=True)
+class Violation:
+    t: float
+    invariant: str
+    detail: str
+    dc: str | None = None
+
+    def to_event(self) -> Event:
+        event: Event = {"t": self.t, "kind": "violation", "invariant": self.invariant, "detail": self.detail}
+        if self.dc is not None:
+            event["dc"] = self.dc
+        return event
+
+
+def default_liveness_bound(topo: Topology) -> float:
+    """After faults stop: an old session may hold the lock up to 2 x TTL, then lock-delay,
+    then a local fail-over, evidence rounds, a catch-up hook and backoff."""
+    t = topo.timers
+    return (
+        2 * t.session_ttl + t.lock_delay + derive(t).failover_bound + derive(t).takeover_after
+        + 2 * t.retry_backoff_max + 10 * t.probe_interval + 10.0
+    )
+
+
+@dataclass
+class _Dc:
+    writable: set[str] = field(default_factory=set)
+    last_tenure: tuple[str, int] | None = None
+    max_accepted: int | None = None
+    lost_links_since: float | None = None
+    lost_live_since: float | None = None
+    cut_from_side_since: float | None = None
+    reported: set[str] = field(default_factory=set)
+    """Invariants already reported for the current episode (reset when it ends)."""
+    first_writable_after_quiet: float | None = None
+
+
+class Checker:
+    """Incremental checker. `feed` every event in order; read `violations` at the end.
+
+    Contract: events are fed with non-decreasing `t`; the first is `meta`. `feed` and
+    `advance` return the violations they found (also appended to `violations`).
+    """
+
+    def __init__(self, meta: Event, liveness_bound: float | None = None) -> None:
+        self.topo = topology_from_json(meta["topology"], meta.get("timers"))
+        timers = self.topo.timers
+        self.grace_links = stretch(timers.lease + timers.probe_interval + timers.probe_timeout, timers)
+        self.grace_live = stretch(
+            timers.lease + timers.row_fresh + 2 * timers.probe_interval + timers.probe_timeout, timers
+        )
+        self.takeover_real = derive(timers).takeover_after / (1.0 + timers.max_drift)
+        self.liveness_bound = (
+            default_liveness_bound(self.topo) if liveness_bound is None else liveness_bound
+        )
+        self.dcs: dict[str, _Dc] = {name: _Dc() for name in self.topo.names}
+        self.witness = {d.name for d in self.topo.datacenters if d.witness}
+        self.down_links: set[tuple[str, str]] = set()
+        self.degraded_links: set[tuple[str, str]] = set()
+        self.no_leader: set[str] = set()
+        self.stopped: dict[str, set[str]] = {name: set() for name in self.topo.names}
+        self.known_replicas: dict[str, set[str]] = {name: set() for name in self.topo.names}
+        self.active_faults: dict[int, str] = {}
+        self.quiet_at: float | None = None
+        self.config_writable: set[str] | None = None
+        """DCs writable when the current static-cut configuration began (None: not in one)."""
+        self.violations: list[Violation] = []
+        self.now = 0.0
+        self._members_links = frozenset(self.topo.names)
+        self._members_live = frozenset(self.topo.names)
+
+    # -- feeding ---------------------------------------------------------------------------
+
+    def feed(self, event: Event) -> list[Violation]:
+        t = float(event["t"])
+        found: list[Violation] = []
+        deadline = self.next_deadline()
+        while deadline is not None and deadline <= t:
+            found += self.advance(deadline + 1e-9)
+            deadline = self.next_deadline()
+        found += self.advance(t)
+        kind = event["kind"]
+        handler = getattr(self, "_on_" + kind, None)
+        if handler is not None:
+            found += handler(event)
+        return found
+
+    def advance(self, t: float) -> list[Violation]:
+        """Move time to `t` and fire every deadline-based invariant due by then."""
+        self.now = max(self.now, t)
+        found: list[Violation] = []
+        for name, dc in self.dcs.items():
+            if dc.writable:
+                found += self._check_quorum(name, dc)
+        found += self._check_liveness()
+        return found
+
+    def next_deadline(self) -> float | None:
+        """The earliest time a time-based invariant could fire (None: none pending)."""
+        times: list[float] = []
+        for dc in self.dcs.values():
+            if not dc.writable:
+                continue
+            if dc.lost_links_since is not None:
+                times.append(dc.lost_links_since + self.grace_links)
+            if dc.lost_live_since is not None:
+                times.append(dc.lost_live_since + self.grace_live)
+            if dc.cut_from_side_since is not None:
+                times.append(dc.cut_from_side_since + self.takeover_real)
+        if self.quiet_at is not None:
+            times.append(self.quiet_at + self.liveness_bound)
+        future = [x for x in times if x > self.now]
+        return min(future) if future else None
+
+    # -- handlers --------------------------------------------------------------------------
+
+    def _on_replica(self, event: Event) -> list[Violation]:
+        name, replica = str(event["dc"]), str(event["replica"])
+        dc = self.dcs[name]
+        new = replica not in self.known_replicas[name]
+        self.known_replicas[name].add(replica)
+        found: list[Violation] = []
+        was_stopped = replica in self.stopped[name]
+        if event.get("role") in ("down", "paused"):
+            self.stopped[name].add(replica)
+        else:
+            self.stopped[name].discard(replica)
+        if was_stopped != (replica in self.stopped[name]) or new:
+            self._recompute(config_changed=True)
+        if event.get("allowed"):
+            token = event.get("token")
+            if name in self.witness:
+                found += self._report("witness-never-writable", name, f"witness {name}/{replica} said yes")
+            if replica not in dc.writable and dc.writable:
+                others = ", ".join(sorted(dc.writable))
+                found.append(self._violate(
+                    "one-writable-per-dc", name, f"{name}/{replica} writable while {others} also writable"
+                ))
+            if isinstance(token, int):
+                found += self._check_token(name, dc, replica, token)
+            dc.writable.add(replica)
+            if self.quiet_at is not None and dc.first_writable_after_quiet is None:
+                dc.first_writable_after_quiet = self.now
+            found += self._check_quorum(name, dc)
+        else:
+            if replica in dc.writable and self.config_writable is not None and name in self.config_writable:
+                found += self._report(
+                    "majority-never-fenced", name,
+                    f"{name}/{replica} fenced ({event.get('reason')}) while its quorum side was intact",
+                )
+            dc.writable.discard(replica)
+        return found
+
+    def _check_token(self, name: str, dc: _Dc, replica: str, token: int) -> list[Violation]:
+        last = dc.last_tenure
+        dc.last_tenure = (replica, token) if last is None or token >= last[1] else last
+        if last is None or (last[0] == replica and last[1] == token):
+            return []
+        if token < last[1] or (token == last[1] and last[0] != replica):
+            return [self._violate(
+                "token-monotonic", name,
+                f"{name}/{replica} writable with token {token} after {last[0]} held token {last[1]}",
+            )]
+        return []
+
+    def _on_write(self, event: Event) -> list[Violation]:
+        name = str(event["dc"])
+        dc = self.dcs[name]
+        token = int(event["token"])
+        if not event.get("accepted"):
+            return []
+        if dc.max_accepted is not None and token < dc.max_accepted:
+            return [self._violate(
+                "resource-stale-write", name,
+                f"resource of {name} accepted token {token} after accepting {dc.max_accepted}",
+            )]
+        dc.max_accepted = token if dc.max_accepted is None else max(dc.max_accepted, token)
+        return []
+
+    def _on_link(self, event: Event) -> list[Violation]:
+        link = (str(event["from"]), str(event["to"]))
+        if event.get("up"):
+            self.down_links.discard(link)
+        else:
+            self.down_links.add(link)
+        if event.get("delay") or event.get("loss"):
+            self.degraded_links.add(link)
+        else:
+            self.degraded_links.discard(link)
+        self._recompute(config_changed=True)
+        return []
+
+    def _on_consul(self, event: Event) -> list[Violation]:
+        if event.get("leader"):
+            self.no_leader.discard(str(event["dc"]))
+        else:
+            self.no_leader.add(str(event["dc"]))
+        self._recompute(config_changed=True)
+        return []
+
+    def _on_fault(self, event: Event) -> list[Violation]:
+        if event.get("phase") == "start":
+            self.active_faults[int(event["id"])] = str(event["fault"])
+        else:
+            self.active_faults.pop(int(event["id"]), None)
+        self._recompute(config_changed=True)
+        return []
+
+    def _on_quiet(self, event: Event) -> list[Violation]:
+        self.quiet_at = self.now
+        for name, dc in self.dcs.items():
+            if dc.writable and name not in self.witness:
+                dc.first_writable_after_quiet = self.now
+        return []
+
+    def _on_end(self, event: Event) -> list[Violation]:
+        return self._check_liveness(final=True)
+
+    # -- ground truth ----------------------------------------------------------------------
+
+    def _alive(self) -> set[str]:
+        out = set()
+        for name in self.topo.names:
+            if name in self.no_leader:
+                continue
+            known = self.known_replicas[name]
+            if known and known <= self.stopped[name]:
+                continue
+            out.add(name)
+        return out
+
+    def _recompute(self, config_changed: bool = False) -> None:
+        links = quorum_members(self.topo, self.down_links)
+        live = quorum_members(self.topo, self.down_links, self._alive())
+        any_side = bool(links)
+        for name, dc in self.dcs.items():
+            if name in links:
+                dc.lost_links_since = None
+                dc.cut_from_side_since = None
+            else:
+                if dc.lost_links_since is None:
+                    dc.lost_links_since = self.now
+                if any_side and dc.cut_from_side_since is None:
+                    dc.cut_from_side_since = self.now
+            if name in live:
+                dc.lost_live_since = None
+            elif dc.lost_live_since is None:
+                dc.lost_live_since = self.now
+            if name in links and name in live:
+                dc.reported.discard("quorum-rule")
+                dc.reported.discard("fenced-before-takeover")
+        self._members_links, self._members_live = links, live
+        if config_changed:
+            self._update_static_config(links)
+
+    def _update_static_config(self, links: frozenset[str]) -> None:
+        static = all(kind in STATIC_CUT_FAULTS for kind in self.active_faults.values())
+        clean = not self.degraded_links and not self.no_leader and not any(self.stopped.values())
+        if self.active_faults and static and clean and links:
+            self.config_writable = {n for n in links if self.dcs[n].writable}
+            for name in self.config_writable:
+                self.dcs[name].reported.discard("majority-never-fenced")
+        else:
+            self.config_writable = None
+
+    def _check_quorum(self, name: str, dc: _Dc) -> list[Violation]:
+        found: list[Violation] = []
+        who = ", ".join(sorted(dc.writable))
+        if dc.lost_links_since is not None and self.now > dc.lost_links_since + self.grace_links:
+            found += self._report(
+                "quorum-rule", name,
+                f"{name} ({who}) writable {self.now - dc.lost_links_since:.3f}s after losing every quorum "
+                f"clique (grace {self.grace_links:.3f}s)",
+            )
+        if dc.lost_live_since is not None and self.now > dc.lost_live_since + self.grace_live:
+            found += self._report(
+                "quorum-rule", name,
+                f"{name} ({who}) writable {self.now - dc.lost_live_since:.3f}s after losing every quorum "
+                f"of live DCs (grace {self.grace_live:.3f}s)",
+            )
+        if dc.cut_from_side_since is not None and self.now > dc.cut_from_side_since + self.takeover_real:
+            found += self._report(
+                "fenced-before-takeover", name,
+                f"{name} ({who}) still writable {self.now - dc.cut_from_side_since:.3f}s after being cut "
+                f"from the quorum side (takeover after {self.takeover_real:.3f}s)",
+            )
+        return found
+
+    def _check_liveness(self, final: bool = False) -> list[Violation]:
+        if self.quiet_at is None:
+            return []
+        due = self.quiet_at + self.liveness_bound
+        if self.now < due and not final:
+            return []
+        found: list[Violation] = []
+        for name, dc in self.dcs.items():
+            if name in self.witness or dc.first_writable_after_quiet is not None:
+                continue
+            if final and self.now < due:
+                continue
+            found += self._report(
+                "liveness-writable", name,
+                f"{name} not writable {self.liveness_bound:.1f}s after faults stopped",
+            )
+        return found
+
+    # -- reporting -------------------------------------------------------------------------
+
+    def _report(self, invariant: str, dc: str, detail: str) -> list[Violation]:
+        state = self.dcs[dc]
+        if invariant in state.reported:
+            return []
+        state.reported.add(invariant)
+        return [self._violate(invariant, dc, detail)]
+
+    def _violate(self, invariant: str, dc: str | None, detail: str) -> Violation:
+        violation = Violation(self.now, invariant, detail, dc)
+        self.violations.append(violation)
+        return violation
+
+
+def check_history(events: Iterable[Event], liveness_bound: float | None = None) -> list[Violation]:
+    """Run every invariant over a recorded history; returns the violations in time order."""
+    checker: Checker | None = None
+    for event in events:
+        if checker is None:
+            if event["kind"] != "meta":
+                raise ValueError("a history must start with a meta event")
+            checker = Checker(event, liveness_bound)
+            continue
+        checker.feed(event)
+    return [] if checker is None else checker.violations

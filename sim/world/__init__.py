@@ -1,0 +1,1 @@
+"""The deterministic discrete-event world: clock, network, faults, replicas (docs/simulation.md)."""
