@@ -12,6 +12,10 @@ from coordinator.consul.builders import BLOCKING_SLACK
 from coordinator.consul.durations import format_duration, parse_go_duration
 
 
+def b64(value: bytes) -> str:
+    return base64.b64encode(value).decode()
+
+
 def body(req: s.Request) -> object:
     assert req.body is not None
     return json.loads(req.body)
@@ -170,7 +174,6 @@ def test_txn_every_verb() -> None:
     ]
     req = s.txn(ops, dc="dc1")
     assert (req.method, req.path, req.params) == ("PUT", "/v1/txn", (("dc", "dc1"),))
-    b64 = lambda v: base64.b64encode(v).decode()  # noqa: E731
     assert body(req) == [
         {"KV": {"Verb": "set", "Key": "a", "Value": b64(b"1"), "Flags": 3}},
         {"KV": {"Verb": "cas", "Key": "b", "Value": b64(b"2"), "Index": 10}},

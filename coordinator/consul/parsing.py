@@ -65,6 +65,9 @@ def _malformed(resp: Response, what: str) -> e.MalformedResponse:
     return e.MalformedResponse(f"malformed Consul response: {what}", status=resp.status, detail=_text(resp))
 
 
+_SHAPE_ERRORS = (ValueError, TypeError, KeyError, IndexError, AttributeError, ArithmeticError, RecursionError)
+
+
 def _shape_guard(fn: Callable[P, T]) -> Callable[P, T]:
     """Last line of the 'only ConsulError escapes' contract: any stray shape error becomes
     MalformedResponse (the typed accessors below are the first line)."""
@@ -75,7 +78,7 @@ def _shape_guard(fn: Callable[P, T]) -> Callable[P, T]:
             return fn(*args, **kwargs)
         except e.ConsulError:
             raise
-        except (ValueError, TypeError, KeyError, IndexError, AttributeError, RecursionError) as exc:
+        except _SHAPE_ERRORS as exc:
             raise e.MalformedResponse(f"malformed Consul response: {type(exc).__name__}") from exc
 
     return wrapper
