@@ -425,7 +425,8 @@ def test_malformed_other_shapes() -> None:
         s.parse_coordinate_datacenters(r(200, '[{"Coordinates": [{"Coord": {"Vec": ["x"]}}]}]'))
     with pytest.raises(e.MalformedResponse):
         huge = "9" * 400
-        s.parse_coordinate_datacenters(r(200, '[{"Coordinates": [{"Coord": {"Vec": [%s]}}]}]' % huge))
+        body = '[{"Coordinates": [{"Coord": {"Vec": [' + huge + "]}}]}]"
+        s.parse_coordinate_datacenters(r(200, body))
 
 
 # --- Query meta and blocking index ----------------------------------------------------------
