@@ -48,7 +48,8 @@ def _dcs(topo: Topology) -> list[str]:
 
 def _quorums(topo: Topology) -> list[str]:
     lines = [
-        "A non-witness DC may write only while the DCs it sees both ways (itself included) hold a quorum."
+        "A non-witness DC may write only while it belongs to a set of DCs that all reach each other",
+        "both ways and together hold a quorum.",
     ]
     weights = {dc.weight for dc in topo.datacenters}
     n = len(topo.datacenters)
