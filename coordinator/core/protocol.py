@@ -106,3 +106,76 @@ class MayWriteAnswer:
     """Seconds the yes stays valid from `now` (0 when not allowed)."""
     quorum: tuple[str, ...] = field(default_factory=tuple)
     """DCs of the quorum this DC belongs to (empty when not in quorum)."""
+
+
+@dataclass(frozen=True)
+class TransitionRecord:
+    """One DC state change: `at` is the replica's monotonic clock (seconds)."""
+
+    at: float
+    from_state: str
+    to_state: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class QuorumStatus:
+    """The last probe round's quorum decision, as builtins."""
+
+    in_quorum: bool
+    members: tuple[str, ...]
+    weight: int
+    threshold: float
+    reason: str
+    round_started_at: float
+    """Monotonic send time (t0) of the round that produced it."""
+
+
+@dataclass(frozen=True)
+class WanMember:
+    """A WAN gossip member (display only: never used to decide "up"). status: 1 alive .. 4 failed."""
+
+    name: str
+    addr: str
+    port: int
+    dc: str
+    status: int
+
+
+@dataclass(frozen=True)
+class StatusSnapshot:
+    """Everything `GET /v1/status` shows; plain dataclasses of builtins
+    (`dataclasses.asdict` + `json.dumps` encode it). Times are seconds.
+    """
+
+    replica_id: str
+    cluster: str
+    dc: str
+    role: str
+    """leader | follower | candidate | stopped"""
+    dc_state: str
+    """fenced | catching-up | writable"""
+    allowed: bool
+    reason: str | None
+    leader: str | None
+    token: int | None
+    lease_remaining: float
+    answer_index: int
+    admin_fenced: bool
+    witness: bool
+    consul_error: str | None
+    """Detail of the latest local Consul failure, None when the last local call succeeded."""
+    quorum: QuorumStatus | None
+    directed: dict[str, dict[str, bool]]
+    """directed[a][b]: a's evidence that b is up (the one-way view)."""
+    undirected: dict[str, dict[str, bool]]
+    """undirected[a][b]: the link works both ways."""
+    takeover_in: dict[str, float]
+    """Seconds until the quorum may take over each DC outside it."""
+    wan_members: tuple[WanMember, ...]
+    rtt_ms: dict[str, float]
+    """Estimated RTT (Vivaldi coordinates) from this DC to each other DC, milliseconds."""
+    timers: dict[str, float]
+    """Configured and derived timers."""
+    transitions: tuple[TransitionRecord, ...]
+    """The last ~50 DC state changes, oldest first."""
