@@ -1,0 +1,104 @@
+"""CLI: `python -m sim.consul --datacenters dc1,dc2,dc3 [options]`.
+
+Serves DC number k (0-based) on port http-port+k (`--http-port 0`: free ports), prints ONE
+JSON line `{"datacenters": {"dc1": "http://127.0.0.1:18500", ...}}` once every DC answers
+HTTP, runs until SIGINT/SIGTERM and exits 0. Bad arguments: one line on stderr, exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import re
+import signal
+import sys
+from typing import NoReturn
+
+from sim.consul.server import Emulator, EmulatorConfig
+from sim.consul.sessions import EXPIRY_MODES
+
+_DC_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        sys.stderr.write(f"{self.prog}: error: {message}\n")
+        raise SystemExit(2)
+
+
+def _parser() -> _Parser:
+    p = _Parser(prog="python -m sim.consul", description="Consul HTTP API emulator (one or more DCs)")
+    p.add_argument("--datacenters", required=True, help="comma-separated DC names served by this process")
+    p.add_argument("--bind", default="127.0.0.1")
+    p.add_argument("--http-port", type=int, default=18500, help="port of the first DC; 0 = free ports")
+    p.add_argument("--peer", action="append", default=[], metavar="DC=URL",
+                   help="a DC served by another emulator process (repeatable)")
+    p.add_argument("--forward-timeout", type=float, default=10.0,
+                   help="seconds a request to an unreachable DC hangs before failing")
+    p.add_argument("--session-expiry", choices=EXPIRY_MODES, default="2ttl")
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--acl-master-token", default=None)
+    p.add_argument("--rpc-hold-timeout", type=float, default=0.0,
+                   help="seconds a leaderless server holds a request before 'No cluster leader'")
+    p.add_argument("--wan-fail-after", type=float, default=30.0,
+                   help="seconds a cut link takes before WAN gossip marks the DC failed")
+    return p
+
+
+def parse_config(argv: list[str]) -> EmulatorConfig:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    names = [n.strip() for n in args.datacenters.split(",")]
+    if not names or any(not _DC_NAME.match(n) for n in names):
+        parser.error(f"--datacenters: invalid datacenter list {args.datacenters!r}")
+    if len(set(names)) != len(names):
+        parser.error(f"--datacenters: duplicate datacenter in {args.datacenters!r}")
+    peers: dict[str, str] = {}
+    for spec in args.peer:
+        name, sep, url = spec.partition("=")
+        if not sep or not _DC_NAME.match(name) or not re.match(r"^https?://[^/\s]+$", url.rstrip("/")):
+            parser.error(f"--peer: expected DC=http://HOST:PORT, got {spec!r}")
+        if name in names or name in peers:
+            parser.error(f"--peer: duplicate datacenter {name!r}")
+        peers[name] = url.rstrip("/")
+    if not 0 <= args.http_port <= 65535 - len(names):
+        parser.error(f"--http-port: out of range: {args.http_port}")
+    for flag in ("forward_timeout", "rpc_hold_timeout", "wan_fail_after"):
+        if getattr(args, flag) < 0 or (flag == "forward_timeout" and args.forward_timeout == 0):
+            parser.error(f"--{flag.replace('_', '-')}: must be positive")
+    return EmulatorConfig(
+        datacenters=names, bind=args.bind, http_port=args.http_port, peers=peers,
+        forward_timeout=args.forward_timeout, session_expiry=args.session_expiry, seed=args.seed,
+        acl_master_token=args.acl_master_token, rpc_hold_timeout=args.rpc_hold_timeout,
+        wan_fail_after=args.wan_fail_after,
+    )
+
+
+async def _run(config: EmulatorConfig) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    emulator = Emulator(config)
+    try:
+        urls = await emulator.start()
+        sys.stdout.write(json.dumps({"datacenters": urls}) + "\n")
+        sys.stdout.flush()
+        await stop.wait()
+    finally:
+        await emulator.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    config = parse_config(sys.argv[1:] if argv is None else argv)
+    try:
+        asyncio.run(_run(config))
+    except OSError as err:
+        sys.stderr.write(f"python -m sim.consul: error: {err}\n")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,178 @@
+"""Pure HTTP router of one emulated DC: `Router.handle(request, now, resume) -> Reply | Block | Forward`.
+
+Nothing here touches sockets, asyncio or a clock, so the aiohttp shell (`server.py`) and a
+discrete-event simulator drive the same code:
+
+    outcome = router.handle(req, now)                 # first evaluation
+    while isinstance(outcome, Block):                 # blocking query / leaderless hold
+        wait until dc.version changes or outcome.wake_at
+        outcome = router.handle(req, now, outcome.resume)
+    if isinstance(outcome, Forward): deliver per Federation.route(...)
+
+Order of checks mirrors Consul: `?dc=` forwarding first (the remote DC resolves the
+token), then ACL, then the endpoint (leader gate, validation, state).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sim.consul import durations
+from sim.consul.errors import ACL_NOT_FOUND, NO_DC_PATH, NO_LEADER, PERMISSION_DENIED, ConsulError
+from sim.consul.federation import Federation
+from sim.consul.http_types import JSON_CT, Block, Forward, Outcome, Reply, Request, Resume, text_reply
+from sim.consul.model import Datacenter
+from sim.consul.sessions import RandomSource
+
+DEFAULT_WAIT = 300.0
+MAX_WAIT = 600.0
+JITTER_FRACTION = 16
+
+Handler = Callable[["Call"], Outcome]
+
+ACL_EXEMPT = ("/v1/status/", "/v1/catalog/datacenters", "/v1/coordinate/datacenters")
+"""Endpoints Consul serves without any ACL permission."""
+LOCAL_ONLY = ("/v1/agent/", "/v1/catalog/datacenters", "/v1/coordinate/")
+"""Endpoints that ignore `?dc=` (answered by the local agent)."""
+
+
+@dataclass
+class Call:
+    """One evaluation of a request: the request, the time and the resume state."""
+
+    router: Router
+    req: Request
+    now: float
+    resume: Resume | None
+    rest: str
+    """The path after the handler's prefix (e.g. the key for /v1/kv/)."""
+
+    @property
+    def dc(self) -> Datacenter:
+        return self.router.dc
+
+    def stale(self) -> bool:
+        return self.req.has("stale")
+
+    def consistency(self) -> str:
+        if self.req.has("stale"):
+            return "stale"
+        return "consistent" if self.req.has("consistent") else "leader"
+
+    def meta_headers(self, index: int) -> dict[str, str]:
+        dc = self.dc
+        return {
+            "Content-Type": JSON_CT,
+            "X-Consul-Index": str(max(index, 1)),
+            "X-Consul-KnownLeader": "true" if dc.leader else "false",
+            "X-Consul-LastContact": str(dc.last_contact_ms(self.now)),
+            "X-Consul-Effective-Consistency": self.consistency(),
+            "X-Consul-Default-ACL-Policy": self.router.acl_policy,
+        }
+
+    def leader_gate(self, read: bool) -> Outcome | None:
+        """None if the request may proceed; else a hold Block or 500 `No cluster leader`."""
+        if self.dc.leader or (read and self.stale()):
+            return None
+        hold = self.dc.config.rpc_hold_timeout
+        if hold > 0:
+            until = self.resume.hold_until if self.resume and self.resume.hold_until else self.now + hold
+            if self.now < until:
+                return Block(until, Resume(hold_until=until))
+        return text_reply(500, NO_LEADER)
+
+    def blocking(self, compute: Callable[[], tuple[int, Callable[[dict[str, str]], Reply]]]) -> Outcome:
+        """Blocking-query protocol. `compute` returns (index, build) where build(headers) renders."""
+        wait_s = self.req.param("wait")
+        index_s = self.req.param("index")
+        wait = DEFAULT_WAIT
+        if wait_s:
+            try:
+                wait = durations.parse_duration(wait_s) / durations.SECOND
+            except durations.DurationError:
+                return text_reply(400, "Invalid wait time")
+        min_index = 0
+        if index_s:
+            if not index_s.isdigit():
+                return text_reply(400, "Invalid index")
+            min_index = int(index_s)
+        if self.req.has("stale") and self.req.has("consistent"):
+            return text_reply(400, "Cannot specify ?stale with ?consistent, conflicting semantics.")
+        gate = self.leader_gate(read=True)
+        if gate is not None:
+            return gate
+        index, build = compute()
+        index = max(index, 1)
+        if min_index > 0 and index <= min_index:
+            deadline = self.resume.deadline if self.resume and self.resume.deadline is not None else None
+            if deadline is None:
+                if wait <= 0 or wait > MAX_WAIT:
+                    wait = MAX_WAIT if wait > MAX_WAIT else DEFAULT_WAIT
+                deadline = self.now + wait + self.router.rng.random() * wait / JITTER_FRACTION
+            if self.now < deadline:
+                return Block(deadline, Resume(deadline=deadline))
+        return build(self.meta_headers(index))
+
+
+class Router:
+    """Routes Consul HTTP API requests for one DC. Holds no per-request state."""
+
+    def __init__(self, dc: Datacenter, federation: Federation, rng: RandomSource,
+                 acl_master_token: str | None = None) -> None:
+        from sim.consul import api_agent, api_kv, api_session
+
+        self.dc = dc
+        self.federation = federation
+        self.rng = rng
+        self.acl_master_token = acl_master_token
+        self.acl_policy = "deny" if acl_master_token else "allow"
+        self.routes: list[tuple[str, bool, Handler]] = [
+            *api_kv.ROUTES, *api_session.ROUTES, *api_agent.ROUTES,
+        ]
+        """(path prefix or exact path, is_prefix, handler), most specific first."""
+
+    def _token(self, req: Request) -> str:
+        token = req.headers.get("x-consul-token", "")
+        if not token:
+            auth = req.headers.get("authorization", "")
+            if auth.lower().startswith("bearer "):
+                token = auth[7:].strip()
+        if not token:
+            token = req.param("token") or ""
+        return token
+
+    def _acl(self, req: Request) -> Reply | None:
+        if self.acl_master_token is None or req.path.startswith(ACL_EXEMPT):
+            return None
+        token = self._token(req)
+        if token == self.acl_master_token:
+            return None
+        return text_reply(403, PERMISSION_DENIED if token == "" else ACL_NOT_FOUND)
+
+    def handle(self, req: Request, now: float, resume: Resume | None = None) -> Outcome:
+        """Evaluates `req` at time `now`. Pure with respect to I/O; mutates the model for writes."""
+        if not req.path.startswith("/v1/"):
+            return text_reply(404, "Invalid URL path: if attempting to use the HTTP API, "
+                                   "ensure the path starts with '/v1/'\n")
+        dc_param = req.param("dc")
+        if dc_param and dc_param != self.dc.name and not req.path.startswith(LOCAL_ONLY):
+            if not self.federation.knows(dc_param):
+                return text_reply(500, NO_DC_PATH)
+            return Forward(dc_param, req)
+        denied = self._acl(req)
+        if denied is not None:
+            return denied
+        for path, is_prefix, handler in self.routes:
+            if (is_prefix and req.path.startswith(path)) or req.path == path:
+                call = Call(self, req, now, resume, req.path[len(path):] if is_prefix else "")
+                try:
+                    return handler(call)
+                except ConsulError as err:
+                    return text_reply(err.status, err.message)
+        return text_reply(404, "Invalid URL path: not a recognized HTTP API endpoint\n")
+
+
+def method_not_allowed(call: Call, allowed: list[str]) -> Reply:
+    return text_reply(405, f"method {call.req.method} not allowed",
+                      {"Allow": ",".join(["OPTIONS", *allowed])})

@@ -1,0 +1,103 @@
+"""Typed request/outcome values of the pure router (no I/O)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Request:
+    """One HTTP request exactly as it arrived.
+
+    `query` keeps order and repeats; a bare flag (`?recurse`) has value "". Header names
+    are lower-cased.
+    """
+
+    method: str
+    path: str
+    query: tuple[tuple[str, str], ...] = ()
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes = b""
+
+    def has(self, name: str) -> bool:
+        return any(k == name for k, _ in self.query)
+
+    def param(self, name: str) -> str | None:
+        for k, v in self.query:
+            if k == name:
+                return v
+        return None
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> object:
+        return json.loads(self.body)
+
+    @property
+    def text(self) -> str:
+        return self.body.decode()
+
+
+@dataclass(frozen=True)
+class Resume:
+    """Opaque continuation the shell hands back when re-invoking a blocked request."""
+
+    deadline: float | None = None
+    """Blocking-query deadline (wait + jitter from the FIRST evaluation)."""
+    hold_until: float | None = None
+    """Leaderless hold (rpc_hold_timeout) expiry."""
+
+
+@dataclass(frozen=True)
+class Block:
+    """Nothing to answer yet. Re-invoke `handle(request, now, resume)` when the DC's
+    `version` changes or at `wake_at`, whichever comes first. Spurious re-invocations are
+    harmless (they return an equal Block)."""
+
+    wake_at: float
+    resume: Resume
+
+
+@dataclass(frozen=True)
+class Forward:
+    """The request names another DC (`?dc=`); the shell delivers it (see Federation.route)."""
+
+    dc: str
+    request: Request
+
+
+Outcome = Reply | Block | Forward
+
+JSON_CT = "application/json"
+TEXT_CT = "text/plain; charset=utf-8"
+
+
+def json_reply(obj: object, status: int = 200, headers: dict[str, str] | None = None) -> Reply:
+    hdrs = {"Content-Type": JSON_CT}
+    if headers:
+        hdrs.update(headers)
+    return Reply(status, hdrs, json.dumps(obj, separators=(",", ":")).encode())
+
+
+def text_reply(status: int, text: str, headers: dict[str, str] | None = None) -> Reply:
+    hdrs = {"Content-Type": TEXT_CT}
+    if headers:
+        hdrs.update(headers)
+    return Reply(status, hdrs, text.encode())
+
+
+def ci_get(obj: dict[str, object], name: str) -> tuple[bool, object]:
+    """Case-insensitive field lookup, like Go's encoding/json. Returns (present, value)."""
+    if name in obj:
+        return True, obj[name]
+    lname = name.lower()
+    for k, v in obj.items():
+        if k.lower() == lname:
+            return True, v
+    return False, None

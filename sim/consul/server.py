@@ -1,0 +1,234 @@
+"""aiohttp shell: one HTTP server per emulated DC around the pure model and router.
+
+- Blocking queries wait on a per-DC "generation" event that is set (and replaced) whenever
+  that DC's `version` moves; only that DC's waiters re-evaluate.
+- One timer task per DC sleeps until `Datacenter.next_deadline()` and calls `advance`.
+- `?dc=` forwarding: to an in-process DC the other DC's router runs directly (no HTTP
+  hop) but link state is honoured; to a `--peer` DC a real HTTP request is made.
+- Fault control under `/_emulator/` (see `control.py`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import random
+import time
+from dataclasses import dataclass, field
+
+from aiohttp import ClientError, ClientSession, ClientTimeout, web
+
+from sim.consul.api import DEFAULT_WAIT, MAX_WAIT, Router
+from sim.consul.durations import SECOND, DurationError, parse_duration
+from sim.consul.errors import DC_UNREACHABLE, NO_DC_PATH
+from sim.consul.federation import DEFAULT_FAIL_AFTER, Federation
+from sim.consul.http_types import Block, Forward, Reply, Request, text_reply
+from sim.consul.model import Datacenter, DcConfig
+from sim.consul.sessions import SessionExpiry
+
+FORWARDED_HEADERS = ("x-consul-token", "authorization", "content-type")
+
+
+@dataclass
+class EmulatorConfig:
+    datacenters: list[str]
+    bind: str = "127.0.0.1"
+    http_port: int = 18500
+    peers: dict[str, str] = field(default_factory=dict)
+    forward_timeout: float = 10.0
+    session_expiry: SessionExpiry = "2ttl"
+    seed: int | None = None
+    acl_master_token: str | None = None
+    rpc_hold_timeout: float = 0.0
+    wan_fail_after: float = DEFAULT_FAIL_AFTER
+
+
+class DcHost:
+    """One in-process DC: model, router, change signalling and its timer task."""
+
+    def __init__(self, dc: Datacenter, router: Router) -> None:
+        self.dc = dc
+        self.router = router
+        self.changed = asyncio.Event()
+        self.kick = asyncio.Event()
+        self.url = ""
+
+    def notify(self) -> None:
+        """Wakes every waiter of this DC and the timer task."""
+        self.changed.set()
+        self.changed = asyncio.Event()
+        self.kick.set()
+
+    async def timer_loop(self) -> None:
+        while True:
+            deadline = self.dc.next_deadline()
+            timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.kick.wait(), timeout)
+            self.kick.clear()
+            before = self.dc.version
+            self.dc.advance(time.monotonic())
+            if self.dc.version != before:
+                self.changed.set()
+                self.changed = asyncio.Event()
+
+
+class Emulator:
+    def __init__(self, config: EmulatorConfig) -> None:
+        self.config = config
+        rng = random.Random(config.seed)
+        self.federation = Federation([*config.datacenters, *config.peers], config.wan_fail_after)
+        self.link_changed = asyncio.Event()
+        self.hosts: dict[str, DcHost] = {}
+        now = time.monotonic()
+        for name in config.datacenters:
+            dc = Datacenter(DcConfig(name, address=config.bind, session_expiry=config.session_expiry,
+                                     rpc_hold_timeout=config.rpc_hold_timeout), rng, now)
+            self.hosts[name] = DcHost(dc, Router(dc, self.federation, rng, config.acl_master_token))
+        self._runners: list[web.AppRunner] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self._client: ClientSession | None = None
+
+    # ---- lifecycle ------------------------------------------------------------------
+
+    async def start(self) -> dict[str, str]:
+        from sim.consul.control import Control
+
+        self._client = ClientSession()
+        control = Control(self)
+        for k, (_name, host) in enumerate(self.hosts.items()):
+            app = web.Application(client_max_size=8 * 1024 * 1024)
+
+            async def entry(request: web.Request, host: DcHost = host) -> web.StreamResponse:
+                if request.path.startswith("/_emulator/"):
+                    return await control.handle(host, request)
+                return await self.serve(host, request)
+
+            app.router.add_route("*", "/{tail:.*}", entry)
+            runner = web.AppRunner(app, access_log=None, handle_signals=False)
+            await runner.setup()
+            port = self.config.http_port + k if self.config.http_port else 0
+            site = web.TCPSite(runner, self.config.bind, port, reuse_address=True)
+            await site.start()
+            server = site._server
+            assert server is not None
+            sockets = getattr(server, "sockets", None) or []
+            actual = sockets[0].getsockname()[1] if sockets else port
+            host.url = f"http://{self.config.bind}:{actual}"
+            self._runners.append(runner)
+            self._tasks.append(asyncio.create_task(host.timer_loop()))
+        for host in self.hosts.values():
+            async with self._client.get(host.url + "/v1/status/leader") as resp:
+                await resp.read()
+        return {name: host.url for name, host in self.hosts.items()}
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for runner in self._runners:
+            await runner.cleanup()
+        if self._client is not None:
+            await self._client.close()
+
+    def notify_links(self) -> None:
+        self.link_changed.set()
+        self.link_changed = asyncio.Event()
+
+    # ---- request path ---------------------------------------------------------------
+
+    async def serve(self, host: DcHost, request: web.Request) -> web.StreamResponse:
+        req = Request(request.method, request.path, tuple(request.url.query.items()),
+                      {k.lower(): v for k, v in request.headers.items()}, await request.read())
+        reply = await self.execute(host, req)
+        return web.Response(status=reply.status, headers=reply.headers, body=reply.body)
+
+    async def execute(self, host: DcHost, req: Request) -> Reply:
+        """Runs the router until it answers, honouring Block and Forward."""
+        resume = None
+        while True:
+            changed = host.changed
+            before = host.dc.version
+            outcome = host.router.handle(req, time.monotonic(), resume)
+            if host.dc.version != before:
+                host.notify()
+            if isinstance(outcome, Reply):
+                return outcome
+            if isinstance(outcome, Forward):
+                return await self.forward(host.dc.name, outcome)
+            assert isinstance(outcome, Block)
+            resume = outcome.resume
+            timeout = max(0.0, outcome.wake_at - time.monotonic())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(changed.wait(), timeout)
+
+    async def forward(self, src: str, fwd: Forward) -> Reply:
+        route = self.federation.route(src, fwd.dc, time.monotonic())
+        if route == "unknown":
+            return text_reply(500, NO_DC_PATH)
+        if route == "fail":
+            return text_reply(500, DC_UNREACHABLE)
+        if route == "hang":
+            await asyncio.sleep(self.config.forward_timeout)
+            return text_reply(500, DC_UNREACHABLE)
+        target = self.hosts.get(fwd.dc)
+        if target is not None:
+            return await self._forward_local(src, target, fwd.request)
+        return await self._forward_http(fwd)
+
+    async def _forward_local(self, src: str, target: DcHost, req: Request) -> Reply:
+        task = asyncio.create_task(self.execute(target, req))
+        while True:
+            watcher = asyncio.create_task(self.link_changed.wait())
+            done, _ = await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+            watcher.cancel()
+            if task in done:
+                return task.result()
+            if not self.federation.link_up(src, target.dc.name):
+                task.cancel()
+                await asyncio.sleep(self.config.forward_timeout)
+                return text_reply(500, DC_UNREACHABLE)
+
+    def _blocking_budget(self, req: Request) -> float:
+        if not req.param("index"):
+            return 0.0
+        wait = DEFAULT_WAIT
+        with contextlib.suppress(DurationError):
+            wait = parse_duration(req.param("wait") or "5m") / SECOND
+        wait = min(wait, MAX_WAIT) if wait > 0 else DEFAULT_WAIT
+        return wait + wait / 16
+
+    async def _forward_http(self, fwd: Forward) -> Reply:
+        assert self._client is not None
+        req = fwd.request
+        base = self.config.peers[fwd.dc]
+        timeout = ClientTimeout(total=self.config.forward_timeout + self._blocking_budget(req) + 5,
+                                sock_connect=self.config.forward_timeout)
+        headers = {k: v for k, v in req.headers.items() if k in FORWARDED_HEADERS}
+        try:
+            async with self._client.request(req.method, base + req.path, params=list(req.query),
+                                            headers=headers, data=req.body or None,
+                                            timeout=timeout) as resp:
+                body = await resp.read()
+                keep = {k: v for k, v in resp.headers.items()
+                        if k.lower().startswith("x-consul-") or k.lower() in ("content-type", "allow")}
+                return Reply(resp.status, keep, body)
+        except (TimeoutError, ClientError):
+            return text_reply(500, DC_UNREACHABLE)
+
+    def state(self) -> dict[str, object]:
+        now = time.monotonic()
+        return {
+            "datacenters": {
+                name: {"url": h.url, "leader": h.dc.leader, "index": h.dc.index,
+                       "sessions": len(h.dc.sessions), "keys": len(h.dc.kv.entries)}
+                for name, h in self.hosts.items()
+            },
+            "peers": dict(self.config.peers),
+            "links": [{"from": s, "to": d, "state": "down", "down_for": round(now - t, 3)}
+                      for (s, d), t in sorted(self.federation.down_since.items())],
+        }
+
+
+def state_json(em: Emulator) -> bytes:
+    return json.dumps(em.state()).encode()
