@@ -36,11 +36,24 @@ def stretch(duration: float, timers: Timers) -> float:
 
 
 def derive(timers: Timers) -> DerivedTimers:
-    """Derive the timers the safety argument needs from the configured ones."""
-    evidence_window = timers.lease + timers.row_fresh + timers.probe_interval + timers.probe_timeout
+    """Derive the timers the safety argument needs from the configured ones.
+
+    takeover_after (docs/safety.md, "Takeover"): if DC m was writable at a moment t no
+    later than ``row_fresh`` before my decision, some DC q of my quorum published a claim
+    of evidence of m no older than ``lease + row_fresh + row_fresh + probe_timeout`` before
+    t (lease: m's lease from its round start; row_fresh: q's row was fresh for m; row_fresh:
+    q's claimed age; probe_timeout: q's row write may land up to its timeout after its
+    round start), each measured on another machine's clock, hence stretched. My own
+    ``row_fresh`` (q fresh for me, my clock, not stretched) bounds how long I may not have
+    read q's newest row yet. ``takeover_margin`` pads the sum.
+
+    max_fence_latency: after a total cut at C, my last evidence is <= C, a round may still
+    pass until C + row_fresh, and its lease runs ``lease`` from its start.
+    """
+    window = timers.lease + 2 * timers.row_fresh + timers.probe_timeout
     return DerivedTimers(
-        takeover_after=stretch(evidence_window, timers) + timers.takeover_margin,
-        max_fence_latency=timers.lease,
+        takeover_after=timers.row_fresh + stretch(window, timers) + timers.takeover_margin,
+        max_fence_latency=timers.row_fresh + timers.lease,
         failover_bound=timers.check_ttl + timers.lock_delay + timers.probe_interval + timers.probe_timeout,
     )
 
@@ -65,13 +78,17 @@ def timer_violations(timers: Timers) -> list[tuple[str, str]]:
     if timers.probe_timeout >= timers.probe_interval:
         out.append(("probe_timeout", "must be shorter than probe_interval so probe rounds do not overlap"))
     if timers.lease < timers.probe_interval + timers.probe_timeout:
-        out.append(("lease", "must be at least probe_interval + probe_timeout, or writable flaps between rounds"))
+        out.append((
+            "lease", "must be at least probe_interval + probe_timeout, or writable flaps between rounds",
+        ))
     if timers.row_fresh < 2 * timers.probe_interval:
         out.append(("row_fresh", "must be at least 2 x probe_interval, or healthy peers look stale"))
     if not CONSUL_SESSION_TTL_MIN <= timers.session_ttl <= CONSUL_SESSION_TTL_MAX:
         out.append(("session_ttl", "must be between 10s and 86400s (Consul's session TTL bounds)"))
     if timers.check_interval * 2 > timers.check_ttl:
-        out.append(("check_interval", "must be at most half of check_ttl, or a live replica's check can lapse"))
+        out.append((
+            "check_interval", "must be at most half of check_ttl, or a live replica's check can lapse",
+        ))
     if timers.lock_delay > CONSUL_LOCK_DELAY_MAX:
         out.append(("lock_delay", "must be at most 60s (Consul's maximum LockDelay)"))
     if timers.lock_delay < stretch(timers.lease, timers):
