@@ -8,8 +8,9 @@ typed errors of coordinator.consul.errors. Nothing here does IO or reads a clock
 The code lives in sibling modules, split by responsibility; import from here:
 - wire.py: Request, Response
 - builders.py: one builder per endpoint (kv_get, kv_put, session_create, txn, ...)
-- parsing.py: one parser per endpoint (parse_kv_get, ...), raise_for_status,
-  parse_query_meta, next_blocking_index
+- parsing.py: one parser per endpoint (parse_kv_get, ...), parse_query_meta,
+  next_blocking_index
+- shape.py: raise_for_status (statuses/texts -> errors) and typed body accessors
 - models.py: the frozen result types (KvEntry, KvRead, SessionInfo, TxnOp, ...)
 - durations.py: Go duration strings
 """
@@ -76,8 +77,8 @@ from coordinator.consul.parsing import (
     parse_session_renew,
     parse_status_leader,
     parse_txn,
-    raise_for_status,
 )
+from coordinator.consul.shape import raise_for_status
 from coordinator.consul.wire import Request, Response
 
 __all__ = [
