@@ -16,14 +16,13 @@ counters fences_total, transitions_total{to}, consul_requests_total{outcome},
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from coordinator.daemon.runner import OUTCOMES, Runner
-from coordinator.daemon.transitions import DC_STATES, TransitionLog, dc_state_of, links_of
+from coordinator.daemon.transitions import DC_STATES, TransitionLog, links_of
 
 PREFIX = "coordinator_"
 
@@ -31,9 +30,8 @@ PREFIX = "coordinator_"
 class Metrics:
     """Owns the registry; `render()` returns (body, content type) for GET /metrics."""
 
-    def __init__(self, runner: Runner, replica_id: str, transitions: TransitionLog) -> None:
+    def __init__(self, runner: Runner, transitions: TransitionLog) -> None:
         self.runner = runner
-        self.replica_id = replica_id
         self.transitions = transitions
         self.may_write_yes = 0
         self.may_write_no = 0
@@ -51,6 +49,10 @@ class Metrics:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
 
 
+def _flag(value: bool) -> float:
+    return 1.0 if value else 0.0
+
+
 def _gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:
     return GaugeMetricFamily(PREFIX + name, doc, value=value)
 
@@ -65,12 +67,14 @@ class _Collector:
     def collect(self) -> Iterator[Metric]:
         m = self.m
         ans = m.runner.may_write()
-        status: Any = m.runner.status()
+        status = m.runner.status()
         yield _gauge("writable", "1 when may-write answers yes right now.", 1.0 if ans.allowed else 0.0)
-        yield _gauge("in_quorum", "1 when this DC belongs to a quorum.", 1.0 if ans.quorum else 0.0)
         yield _gauge(
-            "is_leader", "1 when this replica is its DC's leader.", 1.0 if ans.leader == m.replica_id else 0.0
+            "in_quorum",
+            "1 when this DC belongs to a quorum.",
+            _flag(status.quorum is not None and status.quorum.in_quorum),
         )
+        yield _gauge("is_leader", "1 when this replica is its DC's leader.", _flag(status.role == "leader"))
         yield _gauge(
             "token", "Fencing token of the current writable period (0 = none).", float(ans.token or 0)
         )
@@ -87,7 +91,7 @@ class _Collector:
         for (src, dst), up in sorted(links_of(status).items()):
             links.add_metric([src, dst], 1.0 if up else 0.0)
         yield links
-        state = dc_state_of(status)
+        state = status.dc_state
         states = GaugeMetricFamily(PREFIX + "dc_state", "1 for the DC's current state.", labels=["state"])
         for name in DC_STATES:
             states.add_metric([name], 1.0 if name == state else 0.0)

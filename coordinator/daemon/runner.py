@@ -34,6 +34,7 @@ from coordinator.core.protocol import (
     MayWriteAnswer,
     RunHook,
     SendRequest,
+    StatusSnapshot,
 )
 from coordinator.daemon.hooks import run_hook
 
@@ -63,7 +64,7 @@ class CoreLike(Protocol):
 
     def may_write(self, now: float) -> MayWriteAnswer: ...
 
-    def status(self, now: float) -> Any: ...
+    def status(self, now: float) -> StatusSnapshot: ...
 
 
 class Sender(Protocol):
@@ -130,7 +131,7 @@ class Runner:
     def may_write(self) -> MayWriteAnswer:
         return self.core.may_write(self.clock())
 
-    def status(self) -> Any:
+    def status(self) -> StatusSnapshot:
         return self.core.status(self.clock())
 
     def admin(self, action: AdminAction) -> None:

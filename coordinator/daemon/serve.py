@@ -151,7 +151,7 @@ async def serve(opts: RunOptions, environ: Mapping[str, str], out: TextIO) -> in
         runner = Runner(core, consul)
         transitions = TransitionLog(runner.status, dc)
         runner.add_answer_listener(transitions.poll)
-        api = Api(runner, Metrics(runner, opts.replica_id, transitions), admin_token=admin_token)
+        api = Api(runner, Metrics(runner, transitions), admin_token=admin_token)
         app_runner = web.AppRunner(api.app(), access_log=None, handle_signals=False)
         await app_runner.setup()
         await web.SockSite(app_runner, sock).start()
