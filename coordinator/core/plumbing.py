@@ -24,7 +24,7 @@ from coordinator.consul.errors import (
     NoClusterLeader,
 )
 from coordinator.consul.sansio import Request, Response
-from coordinator.core.protocol import CancelRequest, Reason, SendRequest
+from coordinator.core.protocol import CancelRequest, Command, Reason, SendRequest
 
 T = TypeVar("T")
 
@@ -91,18 +91,18 @@ class Inflight:
     def of_kind(self, kind: str) -> list[Pending]:
         return [p for p in self._pending.values() if p.kind == kind]
 
-    def cancel(self, kinds: Iterable[str]) -> list[CancelRequest]:
+    def cancel(self, kinds: Iterable[str]) -> list[Command]:
         """Forget every request whose kind is in `kinds` (or starts with "<k>." for k in kinds)."""
         wanted = tuple(kinds)
-        out: list[CancelRequest] = []
+        out: list[Command] = []
         for tag, p in list(self._pending.items()):
             if p.kind in wanted or p.kind.split(".", 1)[0] in wanted:
                 del self._pending[tag]
                 out.append(CancelRequest(tag))
         return out
 
-    def cancel_all(self) -> list[CancelRequest]:
-        out = [CancelRequest(tag) for tag in self._pending]
+    def cancel_all(self) -> list[Command]:
+        out: list[Command] = [CancelRequest(tag) for tag in self._pending]
         self._pending.clear()
         return out
 

@@ -1,0 +1,388 @@
+"""`ReplicaCore`: the sans-IO heart of one coordinator replica (contract: protocol.py).
+
+It glues together, on one monotonic clock passed in as `now`:
+
+* `Election` (election.py): check, session, leader lock, watch, step-down;
+* `Prober` (probe.py): one probe round per `probe_interval` while we lead;
+* `DcStateMachine` (dcstate.py): FENCED -> CATCHING_UP -> WRITABLE, never FENCED -> WRITABLE;
+* `CatchUpRunner` (catchup.py): fencing token, prefix copy, hook / admin confirmation;
+* `Extras` (extras.py): WAN members and RTTs for display.
+
+After every entry point the core RECONCILES: it consumes round and catch-up outcomes and
+fences on any doubt (kazoo rule): a round that does not confirm, a lease that ran out,
+leadership lost, any local Consul failure, an admin fence (sticky until unfence), a
+failed catch-up. Then it recomputes the may-write answer and bumps `answer_index` if the
+(allowed, token, reason) triple changed; `next_deadline` includes the lease expiry so the
+shell calls `on_timer` when a yes runs out.
+
+may_write(now) says yes only when: started, not shutting down, not a witness, leader,
+state WRITABLE, the last completed round confirmed, now < lease_expiry (t0 of the last
+confirming round + lease), and a token is set. Nothing raises out of the core: Consul
+failures are typed results handled where they arrive.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+from coordinator.consul.errors import ConsulUnavailable
+from coordinator.consul.sansio import Response
+from coordinator.core.catchup import CatchUpRunner, Outcome
+from coordinator.core.dcstate import DcEvent, DcState, DcStateMachine
+from coordinator.core.election import Election, Role
+from coordinator.core.extras import Extras
+from coordinator.core.plumbing import Inflight, Keys, LocalHealth, Result, reason_for
+from coordinator.core.probe import Prober, RoundOutcome
+from coordinator.core.protocol import (
+    AdminAction,
+    Command,
+    HookResult,
+    MayWriteAnswer,
+    Reason,
+    StatusSnapshot,
+)
+from coordinator.core.status import build_status
+from coordinator.core.topology import Topology
+
+
+class ReplicaCore:
+    """One replica of the DC `dc`. See the module docstring and protocol.py."""
+
+    def __init__(
+        self, topology: Topology, dc: str, replica_id: str, *, api_address: str | None = None
+    ) -> None:
+        try:
+            self.spec = topology.dc(dc)
+        except KeyError:
+            raise ValueError(f"datacenter {dc!r} is not in the topology") from None
+        if not replica_id:
+            raise ValueError("replica_id must not be empty")
+        self.topology = topology
+        self.timers = topology.timers
+        self.dc = dc
+        self.replica_id = replica_id
+        self.keys = Keys(topology.cluster, dc)
+        self.inflight = Inflight()
+        self.health = LocalHealth(base=self.timers.probe_interval / 2, cap=self.timers.retry_backoff_max)
+        self.election = Election(
+            keys=self.keys,
+            replica_id=replica_id,
+            timers=self.timers,
+            inflight=self.inflight,
+            health=self.health,
+            api_address=api_address,
+        )
+        self.catchup = CatchUpRunner(
+            keys=self.keys,
+            replica_id=replica_id,
+            config=topology.catch_up,
+            timers=self.timers,
+            inflight=self.inflight,
+            health=self.health,
+        )
+        self.extras = Extras(dc, self.inflight)
+        self.prober: Prober | None = None
+        self.last_round: RoundOutcome | None = None
+        self.dcstate = DcStateMachine(0.0)
+        self.started = False
+        self.shutting_down = False
+        self.started_at = 0.0
+        self.token: int | None = None
+        self.lease_expiry: float | None = None
+        self.last_round_confirmed = False
+        self._answer_key: tuple[bool, int | None, Reason | None] | None = None
+        self._answer_index = 0
+
+    # --- protocol entry points --------------------------------------------------------
+
+    @property
+    def answer_index(self) -> int:
+        return self._answer_index
+
+    @property
+    def finished(self) -> bool:
+        """True once a shutdown has completed (key released, session destroyed, check deregistered)."""
+        return self.election.finished
+
+    @property
+    def state(self) -> DcState:
+        return self.dcstate.state
+
+    def start(self, now: float) -> list[Command]:
+        if self.started:
+            return []
+        self.started = True
+        self.started_at = now
+        self.dcstate = DcStateMachine(now)
+        return self._run(now, lambda: self._tick(now))
+
+    def on_timer(self, now: float) -> list[Command]:
+        if not self.started:
+            return []
+        return self._run(now, lambda: self._tick(now))
+
+    def next_deadline(self) -> float | None:
+        """When `on_timer` must next be called (None: nothing scheduled, e.g. after shutdown)."""
+        if not self.started or self.shutting_down:
+            return None
+        times = [self.election.next_deadline(), self.catchup.next_deadline()]
+        if self.prober is not None:
+            times.append(self.prober.next_deadline())
+            times.append(self.extras.next_deadline())
+        if self.dcstate.state is not DcState.FENCED and self.lease_expiry is not None:
+            times.append(self.lease_expiry)
+        finite = [t for t in times if t is not None and math.isfinite(t)]
+        return min(finite) if finite else None
+
+    def on_response(self, tag: str, result: Result, now: float) -> list[Command]:
+        """Deliver a SendRequest's result: a Response or the exception the shell hit
+        (normally a ConsulUnavailable). Unknown or cancelled tags are ignored.
+        """
+        pending = self.inflight.pop(tag)
+        if pending is None:
+            return []
+        res: Result = result
+        if not isinstance(result, Response | BaseException):
+            res = ConsulUnavailable(f"shell delivered {type(result).__name__}")
+        owner = pending.kind.split(".", 1)[0]
+
+        def dispatch() -> list[Command]:
+            if owner == "lock":
+                return self.election.handle(pending, res, now)
+            if owner == "round":
+                return self.prober.handle(pending, res, now) if self.prober else []
+            if owner == "catchup":
+                return self.catchup.handle(pending, res, now)
+            if owner == "extras":
+                return self.extras.handle(pending, res, now)
+            return []
+
+        return self._run(now, dispatch)
+
+    def on_hook_done(self, tag: str, result: HookResult, now: float) -> list[Command]:
+        return self._run(now, lambda: self.catchup.on_hook_done(tag, result, now))
+
+    def on_admin(self, action: AdminAction, now: float) -> list[Command]:
+        if action is AdminAction.SHUTDOWN:
+            return self._shutdown(now)
+        if self.shutting_down:
+            return []
+        if action is AdminAction.FENCE:
+            return self._run(now, lambda: self._fence(now, Reason.FENCED_BY_ADMIN, admin=True))
+        if action is AdminAction.UNFENCE:
+            return self._run(now, lambda: self._unfence(now))
+        return self._run(now, lambda: self._admin_caught_up())
+
+    def may_write(self, now: float) -> MayWriteAnswer:
+        reason = self._verdict(now)
+        decision = self.last_round.decision if self.last_round is not None else None
+        quorum = tuple(sorted(decision.members)) if decision is not None and decision.in_quorum else ()
+        if reason is not None:
+            return MayWriteAnswer(
+                False, self.dc, self._answer_index, reason, self.election.leader_id, quorum=quorum
+            )
+        assert self.lease_expiry is not None
+        return MayWriteAnswer(
+            True,
+            self.dc,
+            self._answer_index,
+            None,
+            self.election.leader_id,
+            self.token,
+            self.lease_expiry - now,
+            quorum,
+        )
+
+    def status(self, now: float) -> StatusSnapshot:
+        return build_status(self, now)
+
+    # --- the verdict ------------------------------------------------------------------
+
+    def _verdict(self, now: float) -> Reason | None:
+        """None = may write; else the most specific reason not to."""
+        if self.shutting_down:
+            return Reason.SHUTTING_DOWN
+        if not self.started:
+            return Reason.STARTING
+        if self.spec.witness:
+            return Reason.WITNESS
+        if self.dcstate.admin_fenced:
+            return Reason.FENCED_BY_ADMIN
+        if self.health.error is not None:
+            return self.health.error
+        if not self.election.is_leader:
+            if self.election.session_id is None and self.election.step_downs == 0:
+                return Reason.STARTING
+            return Reason.NOT_LEADER
+        state = self.dcstate.state
+        if state is DcState.CATCHING_UP:
+            return Reason.CATCHING_UP
+        if state is DcState.FENCED:
+            return self.dcstate.fence_reason or Reason.NOT_IN_QUORUM
+        if not self.last_round_confirmed:
+            return Reason.NOT_IN_QUORUM
+        if self.lease_expiry is None or now >= self.lease_expiry:
+            return Reason.LEASE_EXPIRED
+        if self.token is None:
+            return Reason.CATCHING_UP
+        return None
+
+    # --- internals --------------------------------------------------------------------
+
+    def _run(self, now: float, step: Callable[[], list[Command]]) -> list[Command]:
+        cmds = step()
+        if not self.shutting_down:
+            cmds += self._reconcile(now)
+        key = self._key(now)
+        if key != self._answer_key:
+            self._answer_key = key
+            self._answer_index += 1
+        return cmds
+
+    def _key(self, now: float) -> tuple[bool, int | None, Reason | None]:
+        reason = self._verdict(now)
+        return (reason is None, self.token if reason is None else None, reason)
+
+    def _tick(self, now: float) -> list[Command]:
+        if self.shutting_down:
+            return []
+        cmds = self.election.on_timer(now)
+        cmds += self.catchup.on_timer(now)
+        if self.dcstate.state is not DcState.FENCED and (
+            self.lease_expiry is None or now >= self.lease_expiry
+        ):
+            cmds += self._fence(now, Reason.LEASE_EXPIRED)
+        return cmds
+
+    def _reconcile(self, now: float) -> list[Command]:
+        cmds: list[Command] = []
+        for _ in range(8):
+            before = len(cmds)
+            cmds += self._reconcile_once(now)
+            if len(cmds) == before and not self._has_pending_outcomes():
+                break
+        return cmds
+
+    def _has_pending_outcomes(self) -> bool:
+        return bool(self.prober is not None and self.prober.outcomes) or self.catchup.outcome is not None
+
+    def _reconcile_once(self, now: float) -> list[Command]:
+        cmds: list[Command] = []
+        if self.health.error is not None and self.dcstate.state is not DcState.FENCED:
+            cmds += self._fence(now, self.health.error)
+        if self.prober is not None:
+            for outcome in self.prober.take_outcomes():
+                cmds += self._on_round(outcome, now)
+        if self.prober is not None and not self.election.is_leader:
+            cmds += self.prober.abort()
+            self.prober = None
+            cmds += self._fence(now, Reason.NOT_LEADER)
+        elif self.prober is None and self.election.is_leader:
+            self._new_term(now)
+        done = self.catchup.take_outcome()
+        if done is Outcome.DONE and self.dcstate.state is DcState.CATCHING_UP:
+            self.token = self.catchup.token
+            self.dcstate.fire(DcEvent.CATCHUP_DONE, now)
+        elif done is Outcome.FAILED:
+            cmds += self._fence(now, Reason.CATCHING_UP)
+        elif done is Outcome.LEADERSHIP_LOST:
+            self.election.lost_lock(now)
+            cmds += self._fence(now, Reason.NOT_LEADER)
+        if self.prober is not None and self.election.session_id is not None:
+            cmds += self.prober.on_timer(now, self.election.session_id, self.dcstate.state.value)
+            cmds += self.extras.on_timer(now)
+        return cmds
+
+    def _new_term(self, now: float) -> None:
+        session = self.election.session_id or ""
+        self.prober = Prober(
+            topology=self.topology,
+            keys=self.keys,
+            term=f"{self.replica_id}/{session}",
+            started_at=now,
+            inflight=self.inflight,
+            health=self.health,
+        )
+        self.last_round = None
+        self.last_round_confirmed = False
+
+    def _on_round(self, outcome: RoundOutcome, now: float) -> list[Command]:
+        self.last_round = outcome
+        if outcome.leadership_lost:
+            self.election.lost_lock(now)
+            self.last_round_confirmed = False
+            return self._fence(now, Reason.NOT_LEADER)
+        if outcome.txn_ok:
+            self.election.note_proof(outcome.t0)
+        if not outcome.confirmed:
+            self.last_round_confirmed = False
+            err = outcome.local_error
+            return self._fence(now, reason_for(err) if err is not None else Reason.NOT_IN_QUORUM)
+        self.last_round_confirmed = True
+        expiry = outcome.t0 + self.timers.lease
+        if self.lease_expiry is None or expiry > self.lease_expiry:
+            self.lease_expiry = expiry
+        if now >= expiry:
+            return self._fence(now, Reason.STALE_VIEW)
+        if self.spec.witness or self.dcstate.admin_fenced or self.health.error is not None:
+            return []
+        if self.dcstate.state is DcState.FENCED and self.catchup.can_begin(now):
+            session = self.election.session_id
+            if session is None:
+                return []
+            self.dcstate.fire(DcEvent.QUORUM_CONFIRMED, now)
+            sources = self._sources(outcome)
+            fenced_for = now - self.dcstate.not_writable_since
+            return self.catchup.begin(now, session, sources, fenced_for, self.dcstate.ever_writable)
+        if self.dcstate.state is not DcState.FENCED:
+            self.dcstate.fire(DcEvent.QUORUM_CONFIRMED, now)
+        return []
+
+    def _sources(self, outcome: RoundOutcome) -> list[str]:
+        """Quorum members to copy from: writable ones first, non-witness before witness."""
+        rows = self.prober.tracker.rows() if self.prober is not None else {}
+
+        def rank(dc: str) -> tuple[int, int, str]:
+            row = rows.get(dc)
+            writable = row is not None and row.state == DcState.WRITABLE.value
+            return (0 if writable else 1, 1 if self.topology.dc(dc).witness else 0, dc)
+
+        return sorted((m for m in outcome.decision.members if m != self.dc), key=rank)
+
+    def _fence(self, now: float, reason: Reason, *, admin: bool = False) -> list[Command]:
+        cmds = self.catchup.abort() if self.dcstate.state is DcState.CATCHING_UP else []
+        self.token = None
+        self.dcstate.fire(DcEvent.ADMIN_FENCE if admin else DcEvent.FENCE, now, reason)
+        return cmds
+
+    def _unfence(self, now: float) -> list[Command]:
+        self.dcstate.fire(DcEvent.ADMIN_UNFENCE, now)
+        return []
+
+    def _admin_caught_up(self) -> list[Command]:
+        self.catchup.admin_caught_up()
+        return []
+
+    def _shutdown(self, now: float) -> list[Command]:
+        if self.shutting_down:
+            return []
+        if not self.started:
+            self.shutting_down = True
+            self.election.stopping = self.election.finished = True
+            self.election.role = Role.STOPPED
+            return []
+        cmds = self.inflight.cancel_all()
+        self.catchup.abort()
+        if self.prober is not None:
+            self.prober.abort()
+            self.prober = None
+        self.token = None
+        self.dcstate.fire(DcEvent.FENCE, now, Reason.SHUTTING_DOWN)
+        self.shutting_down = True
+        cmds += self.election.shutdown(now)
+        return self._run(now, lambda: cmds)
+
+    @property
+    def role(self) -> Role:
+        return self.election.role
