@@ -138,9 +138,9 @@ def _url(sock: socket.socket) -> str:
 
 async def serve(opts: RunOptions, environ: Mapping[str, str], out: TextIO) -> int:
     """Run the daemon until SIGTERM/SIGINT; see the module contract. Raises StartupError."""
+    topology, consul_config, admin_token = load_settings(opts, environ)
     from coordinator.core.replica import ReplicaCore  # the core lands in parallel
 
-    topology, consul_config, admin_token = load_settings(opts, environ)
     host, port = parse_listen(opts.listen)
     async with AsyncConsul(consul_config) as consul:
         dc = opts.dc or await discover_dc(consul, consul_config.address)
