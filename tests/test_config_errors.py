@@ -342,6 +342,7 @@ CASES: list[tuple[str, str, list[str]]] = [
         [
             "topology.yaml:3: datacenters.dc1.weight: must be a positive integer, got 0",
             "topology.yaml:4: datacenters.dc2.wieght: unknown key (did you mean 'weight'?)",
+            "topology.yaml:5: tie_breaker: names unknown DC 'dc9' (did you mean 'dc2'?); known: dc1, dc2",
             "topology.yaml:6: timerz: unknown key (did you mean 'timers'?)",
         ],
     ),
@@ -382,3 +383,26 @@ def test_config_error_str_is_first_line(tmp_path: Path) -> None:
     assert len(info.value.lines) == 2
     assert str(info.value) == info.value.lines[0]
     assert str(info.value).startswith(f"{path}:1: cluster:")
+
+
+DOC_EXAMPLE = (
+    "cluster: demo\n# DCs\ndatacenters:\n  dc1: {weight: 1}\n  dc2: {weight: 1}\n  dc3:\n    weight: -1\n"
+    "timers:\n  lock_dealy: 2s\n\n\ntie_breaker: dc4\n"
+)
+
+
+def test_docs_error_example_is_real_output(tmp_path: Path) -> None:
+    """The error block in docs/configuration.md is exactly what check-config prints."""
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "configuration.md").read_text(encoding="utf-8")
+    block = doc.split("sorted by line:\n\n```\n", 1)[1].split("```", 1)[0].splitlines()
+    code, lines, _ = run_check(tmp_path, DOC_EXAMPLE)
+    assert code == 2
+    assert lines == block
+
+
+def test_tie_breaker_checked_even_when_a_dc_is_invalid(tmp_path: Path) -> None:
+    assert_errors(
+        tmp_path,
+        "cluster: demo\ndatacenters:\n  dc1: {weight: x}\n  dc2:\ntie_breaker: dc1\n",
+        "topology.yaml:3: datacenters.dc1.weight: must be a positive integer, got the string 'x'",
+    )

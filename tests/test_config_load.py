@@ -14,12 +14,13 @@ from coordinator.config import (
     check_config_main,
     dump_topology,
     explain_topology,
+    format_duration,
     load_topology,
     load_topology_report,
     load_topology_text,
 )
 from coordinator.config.quorum import half_split, has_quorum, minimal_quorums, threshold
-from coordinator.core.timers import timer_violations
+from coordinator.core.timers import derive, timer_violations
 from coordinator.core.topology import CatchUp, DcSpec, Timers, Topology
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -160,9 +161,10 @@ def test_explain_default_topology() -> None:
     text = explain_topology(load_topology(REPO_ROOT / "topology.yaml"))
     assert "total weight 3; quorum needs weight >= 2 (a strict majority)" in text
     assert "Quorum sides: any 2 of 3 DCs (dc1, dc2, dc3)." in text
-    assert "takeover_after     4.979s" in text
-    assert "max fence latency  1.5s" in text
-    assert "fail-over bound    4.4s" in text
+    derived = derive(Timers())
+    assert f"takeover_after     {format_duration(round(derived.takeover_after, 3))}:" in text
+    assert f"max fence latency  {format_duration(round(derived.max_fence_latency, 3))}:" in text
+    assert f"fail-over bound    {format_duration(round(derived.failover_bound, 3))}:" in text
     assert "NOT MET" not in text
     assert text.count("[ok]") == 7
 
@@ -269,3 +271,23 @@ def test_arbitrary_documents_load_or_raise_config_error(doc: dict[str, object]) 
     except ConfigError as exc:
         assert exc.lines
         assert all(line.startswith("f.yaml:") for line in exc.lines)
+
+
+def test_docs_examples_load() -> None:
+    """Every YAML example in docs/configuration.md that names a cluster is valid."""
+    doc = (REPO_ROOT / "docs" / "configuration.md").read_text(encoding="utf-8")
+    blocks = [b.split("```", 1)[0] for b in doc.split("```yaml\n")[1:]]
+    examples = [b for b in blocks if b.startswith("cluster:")]
+    assert len(examples) == 4
+    loaded = [load_topology_text(b, "doc.yaml") for b in examples]
+    assert all(item.warnings == () for item in loaded)
+    assert [item.topology.cluster for item in loaded] == ["emails", "orders", "ledger", "billing"]
+
+
+def test_docs_derived_values_match_derive() -> None:
+    """The bracketed defaults in docs/configuration.md follow the core's derive()."""
+    doc = (REPO_ROOT / "docs" / "configuration.md").read_text(encoding="utf-8")
+    derived = derive(Timers())
+    assert f"max fence latency `= row_fresh + lease` [{format_duration(derived.max_fence_latency)}]" in doc
+    assert f"[{format_duration(round(derived.takeover_after, 3))}]" in doc
+    assert f"[{format_duration(derived.failover_bound)}]" in doc

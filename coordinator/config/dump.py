@@ -28,4 +28,4 @@ def dump_topology(topo: Topology) -> str:
             "copy_prefixes": list(topo.catch_up.copy_prefixes),
         },
     }
-    return yaml.safe_dump(doc, sort_keys=False, default_flow_style=False, allow_unicode=True)
+    return yaml.safe_dump(doc, sort_keys=False, default_flow_style=False, allow_unicode=False)

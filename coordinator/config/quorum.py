@@ -1,7 +1,7 @@
 """Quorum arithmetic over a topology, for explanations and warnings.
 
-The rule (the same one the core enforces, see docs/safety.md): a set of DCs that can all
-reach each other has quorum when its weight is more than half of the CONFIGURED total
+The rule is the core's (`coordinator.core.quorum.qualifies`, docs/safety.md): a set of DCs
+that all reach each other has quorum when its weight is more than half of the CONFIGURED total
 weight, or exactly half and it contains the tie_breaker DC. Only non-witness DCs in a
 quorum side may be writable.
 """
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from itertools import combinations
 
+from coordinator.core.quorum import qualifies
 from coordinator.core.topology import Topology
 
 MAX_ENUMERATED_DCS = 12
@@ -22,11 +23,8 @@ def threshold(topo: Topology) -> int:
 
 
 def has_quorum(topo: Topology, names: tuple[str, ...] | frozenset[str]) -> bool:
-    members = set(names)
-    weight = sum(dc.weight for dc in topo.datacenters if dc.name in members)
-    if 2 * weight > topo.total_weight:
-        return True
-    return 2 * weight == topo.total_weight and topo.tie_breaker in members
+    """The core's rule (coordinator.core.quorum.qualifies) for a set of mutually reachable DCs."""
+    return qualifies(names, topo)
 
 
 def half_split(topo: Topology) -> tuple[str, ...] | None:

@@ -56,6 +56,8 @@ class _Reader:
         self.loader = loader
         self.sink = sink
         self.scalars = Scalars(loader, sink)
+        self.dc_names: list[str] | None = None
+        """Every DC name written under `datacenters`, valid or not (None if there is no mapping)."""
 
     def mapping(
         self, node: yaml.Node, path: str, known: tuple[str, ...], what: str
@@ -88,7 +90,7 @@ class _Reader:
                 self.sink.error(node, key, "required key is missing")
         cluster = self.cluster(top["cluster"]) if "cluster" in top else None
         dcs = self.datacenters(top["datacenters"]) if "datacenters" in top else None
-        tie = self.tie_breaker(top.get("tie_breaker"), dcs)
+        tie = self.tie_breaker(top.get("tie_breaker"))
         timers = self.timers(top.get("timers"), node)
         catch_up = self.catch_up(top["catch_up"]) if "catch_up" in top else CatchUp()
         if self.sink.errors or cluster is None or dcs is None or timers is None or catch_up is None:
@@ -127,7 +129,9 @@ class _Reader:
             return None
         specs: list[DcSpec] = []
         failed = False
+        self.dc_names = []
         for item in entries(self.loader, node, "datacenters", self.sink):
+            self.dc_names.append(item.key)
             spec = self.dc(item)
             failed = failed or spec is None
             if spec is not None:
@@ -193,7 +197,7 @@ class _Reader:
             self.sink.error(entry.value, path, f"must be true or false, got {describe(value)}")
         return None
 
-    def tie_breaker(self, entry: Entry | None, dcs: tuple[DcSpec, ...] | None) -> str | None:
+    def tie_breaker(self, entry: Entry | None) -> str | None:
         if entry is None:
             return None
         ok, value = self.scalars.value(entry.value, "tie_breaker")
@@ -202,15 +206,14 @@ class _Reader:
         if not isinstance(value, str):
             self.sink.error(entry.value, "tie_breaker", f"must be a DC name or null, got {describe(value)}")
             return None
-        if dcs is not None:
-            names = [dc.name for dc in dcs]
-            if value not in names:
-                self.sink.error(
-                    entry.value,
-                    "tie_breaker",
-                    f"names unknown DC {value!r}{suggest(value, names)}; known: {', '.join(names)}",
-                )
-                return None
+        names = self.dc_names
+        if names is not None and value not in names:
+            self.sink.error(
+                entry.value,
+                "tie_breaker",
+                f"names unknown DC {value!r}{suggest(value, names)}; known: {', '.join(names)}",
+            )
+            return None
         return value
 
     def timers(self, entry: Entry | None, top: yaml.Node) -> Timers | None:
