@@ -26,15 +26,20 @@ class IssueSink:
     errors: list[Issue] = field(default_factory=list)
     warnings: list[Issue] = field(default_factory=list)
 
-    def error(self, node: yaml.Node | None, path: str | None, message: str) -> None:
-        self.errors.append(Issue(self.file, line_of(node), path, message))
+    def error(self, where: yaml.Node | int | None, path: str | None, message: str) -> None:
+        """Record an error at a node's line, an explicit 1-based line, or no line."""
+        self.errors.append(Issue(self.file, _line(where), path, message))
 
-    def warn(self, node: yaml.Node | None, path: str | None, message: str) -> None:
-        self.warnings.append(Issue(self.file, line_of(node), path, message))
+    def warn(self, where: yaml.Node | int | None, path: str | None, message: str) -> None:
+        self.warnings.append(Issue(self.file, _line(where), path, message))
 
     def raise_if_errors(self) -> None:
         if self.errors:
             raise ConfigError(self.errors)
+
+
+def _line(where: yaml.Node | int | None) -> int | None:
+    return where if isinstance(where, int) else line_of(where)
 
 
 def line_of(node: yaml.Node | None) -> int | None:

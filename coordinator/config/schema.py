@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import fields, replace
+from dataclasses import fields
 
 import yaml
 
@@ -75,8 +75,7 @@ class _Reader:
     def topology(self, node: yaml.Node | None) -> Topology | None:
         keys = ", ".join(TOP_KEYS)
         if node is None:
-            self.sink.error(None, None, f"the file is empty; expected a mapping with keys {keys}")
-            self.sink.errors[-1] = replace(self.sink.errors[-1], line=1)
+            self.sink.error(1, None, f"the file is empty; expected a mapping with keys {keys}")
             return None
         if not isinstance(node, yaml.MappingNode):
             _, value = self.scalars.value(node, "")
