@@ -50,7 +50,9 @@ ACL_TOKEN = "emu-master-" + uuid.uuid4().hex[:12]
 @pytest.fixture(scope="module")
 def emu() -> Iterator[EmulatorProcess]:
     base = free_port_base(len(DCS))
-    proc = start_emulator(DCS, http_port=base, extra_args=["--forward-timeout", "1", "--seed", "7"])
+    proc = start_emulator(
+        DCS, http_port=base, extra_args=["--forward-timeout", "1", "--seed", "7", "--session-expiry", "ttl"]
+    )
     try:
         yield proc
     finally:
@@ -202,8 +204,9 @@ def test_session_create_info_list_renew_destroy(c: consul.Consul) -> None:
     assert gone is None
     _, sessions = c.session.list()
     assert sid not in {s["ID"] for s in sessions}
-    with pytest.raises(consul.NotFound):
+    with pytest.raises(consul.NotFound) as err:
         c.session.renew(sid)
+    assert str(err.value) == f"Session id '{sid}' not found"
     assert c.session.destroy(sid) is True, "destroy is idempotent"
 
 
@@ -224,8 +227,33 @@ def test_session_create_rejects_bad_ttl(c: consul.Consul) -> None:
     cb = CB.json(is_id=True)
     with pytest.raises(consul.ConsulException) as err:
         c.http.put(cb, "/v1/session/create", data=json.dumps({"TTL": "5s", "Checks": []}))
-    assert str(err.value).startswith("500 ")
-    assert "Invalid Session TTL" in str(err.value)
+    assert str(err.value) == "500 Invalid Session TTL '5000000000', must be between [10s=24h0m0s]"
+
+
+def test_session_create_rejects_bad_behavior(c: consul.Consul) -> None:
+    with pytest.raises(consul.ConsulException) as err:
+        c.http.put(CB.json(is_id=True), "/v1/session/create", data=json.dumps({"Behavior": "foo"}))
+    assert str(err.value) == "500 Invalid Behavior setting 'foo'"
+
+
+def test_session_ttl_expiry_releases_its_lock(c: consul.Consul, client_for: ClientFactory) -> None:
+    """Runs ~10s: the emulator fixture uses --session-expiry ttl (the earliest Consul allows)."""
+    k = key("ttl-lock")
+    sid = c.session.create(ttl=10, lock_delay=0, checks=[])
+    assert c.kv.put(k, "v", acquire=sid) is True
+    renewed = c.session.renew(sid)
+    assert renewed["ID"] == sid
+    index, info = c.session.info(sid)
+    assert info is not None, "a TTL session is alive right after a renew"
+    deadline = time.monotonic() + 30
+    while info is not None and time.monotonic() < deadline:
+        index, info = c.session.info(sid, index=index, wait="5s")
+    assert info is None, "a 10s TTL session without renewals must expire (bounded wait 30s)"
+    _, entry = c.kv.get(k)
+    assert entry.get("Session") in (None, ""), "TTL expiry releases the lock (behavior release)"
+    assert entry["Value"] == b"v"
+    with pytest.raises(consul.NotFound):
+        c.session.renew(sid)
 
 
 def test_session_create_rejects_unknown_check(c: consul.Consul) -> None:
@@ -487,6 +515,26 @@ def test_blocking_get_times_out_with_same_index(c: consul.Consul) -> None:
     assert entry["Value"] == b"still"
 
 
+def test_blocking_get_on_missing_key_wakes_on_create(c: consul.Consul, client_for: ClientFactory) -> None:
+    k = key("born")
+    index, entry = c.kv.get(k)
+    assert entry is None
+    result: dict[str, Any] = {}
+
+    def watch() -> None:
+        result["value"] = client_for("dc1").kv.get(k, index=index, wait="30s")
+
+    t = threading.Thread(target=watch, daemon=True)
+    t.start()
+    time.sleep(0.3)
+    assert c.kv.put(k, "here") is True
+    t.join(timeout=20)
+    assert not t.is_alive()
+    new_index, new_entry = result["value"]
+    assert int(new_index) > int(index)
+    assert new_entry["Value"] == b"here"
+
+
 def test_index_zero_does_not_block_and_header_never_zero(c: consul.Consul) -> None:
     k = key("missing")
     index, entry = c.kv.get(k)
@@ -602,6 +650,31 @@ def test_txn_check_session_by_non_holder_conflicts(c: consul.Consul) -> None:
     finally:
         c.session.destroy(holder)
         c.session.destroy(other)
+
+
+def test_txn_get_missing_key_conflicts_but_get_or_empty_does_not(c: consul.Consul) -> None:
+    k = key("absent")
+    with pytest.raises(ClientError) as err:
+        c.txn.put([{"KV": {"Verb": "get", "Key": k}}])
+    body = _txn_conflict(err.value)
+    assert body["Errors"] == [{"OpIndex": 0, "What": f'key "{k}" doesn\'t exist'}]
+    res = c.txn.put([{"KV": {"Verb": "get-or-empty", "Key": k}}])
+    assert res["Errors"] is None
+
+
+def test_txn_more_than_64_ops_is_413(c: consul.Consul) -> None:
+    ops = [{"KV": {"Verb": "get-or-empty", "Key": key(f"op{i}")}} for i in range(65)]
+    with pytest.raises(ClientError) as err:
+        c.txn.put(ops)
+    assert str(err.value) == "413 Transaction contains too many operations (65 > 64)"
+
+
+def test_kv_value_over_512kib_is_413(c: consul.Consul) -> None:
+    k = key("big")
+    assert c.kv.put(k, b"x" * 512 * 1024) is True, "exactly 512 KiB is allowed"
+    with pytest.raises(ClientError) as err:
+        c.kv.put(k, b"x" * (512 * 1024 + 1))
+    assert str(err.value).startswith("413 ")
 
 
 def test_txn_check_not_exists_and_delete_cas(c: consul.Consul) -> None:
