@@ -3,10 +3,12 @@
 Sequence (each step starts when the previous one succeeded):
 
 1. mint the fencing token: a local txn [check-session leader key with our session,
-   cas epoch key at its last seen ModifyIndex (0 = absent)]; the epoch entry's new
-   ModifyIndex is the token. It strictly increases per DC across leaders and fence
-   cycles because Consul's Raft index does. A cas conflict re-reads the epoch key
-   (`?consistent`) and retries; a check-session failure means leadership is lost;
+   cas epoch key at its last seen ModifyIndex (0 = absent)] whose value names the previous
+   index (so it always differs: Consul skips a write equal to the stored entry, which would
+   not bump the index); the epoch entry's new ModifyIndex is the token. It strictly
+   increases per DC across leaders and fence cycles because Consul's Raft index does.
+   A cas conflict re-reads the epoch key (`?consistent`) and retries; a check-session
+   failure means leadership is lost;
 2. copy every `catch_up.copy_prefixes` from a quorum member DC (`GET ?recurse&dc=X`,
    consistent) into the local KV with txns of [check-session, <= 63 sets]; the
    coordinator's own keys (`coordinator/<cluster>/...`) are never copied;
@@ -155,7 +157,12 @@ class CatchUpRunner:
             return [self.inflight.send("catchup.epoch_read", req, now)]
         self.phase = "mint"
         value = json.dumps(
-            {"leader": self.replica_id, "dc": self.keys.dc, "session": self._session},
+            {
+                "leader": self.replica_id,
+                "dc": self.keys.dc,
+                "session": self._session,
+                "prev": self.epoch_index,
+            },
             separators=(",", ":"),
             sort_keys=True,
         ).encode()
@@ -200,8 +207,10 @@ class CatchUpRunner:
         txn = unwrap(result, c.parse_txn)
         self.health.success()
         idx = next((e.modify_index for e in txn.results if e.key == self.keys.epoch), None)
-        if idx is None or idx <= 0:
-            self._finish(Outcome.FAILED, "mint txn returned no epoch entry", now)
+        if idx is None or idx <= (self.epoch_index or 0):
+            # A token must exceed every earlier one; never hand out an index we already saw.
+            self.epoch_index = None
+            self._finish(Outcome.FAILED, f"mint txn returned no new epoch index ({idx})", now)
             return []
         self.token = idx
         self.epoch_index = idx
