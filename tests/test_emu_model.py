@@ -412,6 +412,9 @@ def test_dc_param_forwards_or_fails() -> None:
     assert isinstance(out, Forward) and out.dc == "dc2"
     assert emu.ok("GET", "/v1/kv/k", [("dc", "dc9")]).text == "No path to datacenter"
     assert isinstance(emu.call("GET", "/v1/kv/k", [("dc", "dc1")]), Reply)
+    fwd = emu.call("PUT", "/v1/session/create", [("dc", "dc2")], {"TTL": "10s"})
+    assert isinstance(fwd, Forward)
+    assert json.loads(fwd.request.body) == {"TTL": "10s", "Node": "dc1-server-1"}
 
 
 def test_acl_master_token() -> None:

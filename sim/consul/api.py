@@ -15,13 +15,14 @@ token), then ACL, then the endpoint (leader gate, validation, state).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sim.consul import durations
 from sim.consul.errors import ACL_NOT_FOUND, NO_DC_PATH, NO_LEADER, PERMISSION_DENIED, ConsulError
 from sim.consul.federation import Federation
-from sim.consul.http_types import JSON_CT, Block, Forward, Outcome, Reply, Request, Resume, text_reply
+from sim.consul.http_types import JSON_CT, Block, Forward, Outcome, Reply, Request, Resume, ci_get, text_reply
 from sim.consul.model import Datacenter
 from sim.consul.sessions import RandomSource
 
@@ -150,6 +151,21 @@ class Router:
             return None
         return text_reply(403, PERMISSION_DENIED if token == "" else ACL_NOT_FOUND)
 
+    def _localize(self, req: Request) -> Request:
+        """Fills what Consul's HTTP layer fills from the LOCAL agent before forwarding:
+        a session's Node defaults to this agent's node, so `?dc=other` without a Node
+        fails there with `Missing node registration`."""
+        if req.path != "/v1/session/create" or req.method != "PUT":
+            return req
+        try:
+            body = json.loads(req.body) if req.body else {}
+        except ValueError:
+            return req
+        if not isinstance(body, dict) or ci_get(body, "Node")[0]:
+            return req
+        body["Node"] = self.dc.node
+        return replace(req, body=json.dumps(body).encode())
+
     def handle(self, req: Request, now: float, resume: Resume | None = None) -> Outcome:
         """Evaluates `req` at time `now`. Pure with respect to I/O; mutates the model for writes."""
         if not req.path.startswith("/v1/"):
@@ -159,7 +175,7 @@ class Router:
         if dc_param and dc_param != self.dc.name and not req.path.startswith(LOCAL_ONLY):
             if not self.federation.knows(dc_param):
                 return text_reply(500, NO_DC_PATH)
-            return Forward(dc_param, req)
+            return Forward(dc_param, self._localize(req))
         denied = self._acl(req)
         if denied is not None:
             return denied
