@@ -74,7 +74,9 @@ class Prober:
         started_at: float,
         inflight: Inflight,
         health: LocalHealth,
+        first_seq: int = 1,
     ) -> None:
+        """`first_seq`: continue the replica's row sequence across terms (rows never repeat)."""
         self.topology = topology
         self.timers = topology.timers
         self.keys = keys
@@ -84,7 +86,7 @@ class Prober:
         self.health = health
         self.peers = tuple(n for n in topology.names if n != keys.dc)
         self.tracker = PeerTracker(keys.dc, started_at, self.timers)
-        self.seq = 0
+        self.seq = first_seq - 1
         self.round: _Round | None = None
         self.next_round_at = started_at
         self.outcomes: list[RoundOutcome] = []

@@ -83,6 +83,7 @@ class ReplicaCore:
         )
         self.extras = Extras(dc, self.inflight)
         self.prober: Prober | None = None
+        self._next_seq = 1
         self.last_round: RoundOutcome | None = None
         self.dcstate = DcStateMachine(0.0)
         self.started = False
@@ -247,12 +248,13 @@ class ReplicaCore:
     def _tick(self, now: float) -> list[Command]:
         if self.shutting_down:
             return []
-        cmds = self.election.on_timer(now)
-        cmds += self.catchup.on_timer(now)
+        cmds: list[Command] = []
         if self.dcstate.state is not DcState.FENCED and (
             self.lease_expiry is None or now >= self.lease_expiry
         ):
             cmds += self._fence(now, Reason.LEASE_EXPIRED)
+        cmds += self.election.on_timer(now)
+        cmds += self.catchup.on_timer(now)
         return cmds
 
     def _reconcile(self, now: float) -> list[Command]:
@@ -275,6 +277,7 @@ class ReplicaCore:
             for outcome in self.prober.take_outcomes():
                 cmds += self._on_round(outcome, now)
         if self.prober is not None and not self.election.is_leader:
+            self._next_seq = self.prober.seq + 1
             cmds += self.prober.abort()
             self.prober = None
             cmds += self._fence(now, Reason.NOT_LEADER)
@@ -303,6 +306,7 @@ class ReplicaCore:
             started_at=now,
             inflight=self.inflight,
             health=self.health,
+            first_seq=self._next_seq,
         )
         self.last_round = None
         self.last_round_confirmed = False
