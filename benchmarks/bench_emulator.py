@@ -36,6 +36,7 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 import httpx
@@ -164,58 +165,107 @@ def bench_kv_get(emu: EmulatorProcess, tool: str, duration: float, connections: 
 # ---------------------------------------------------------------- (b) wake-up latency
 
 
+class _Watcher(asyncio.Protocol):
+    """One keep-alive HTTP/1.1 connection that parks blocking GETs, one at a time.
+
+    A deliberately minimal client (no aiohttp): per response it only finds the header end,
+    Content-Length and X-Consul-Index, and stamps `perf_counter()` when the last byte
+    arrives, so client-side cost barely pollutes the server's wake-up latency.
+    """
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.buf = b""
+        self.done: asyncio.Future[tuple[float, int, str]] | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def request(self, raw: bytes) -> asyncio.Future[tuple[float, int, str]]:
+        assert self.transport is not None
+        self.done = asyncio.get_running_loop().create_future()
+        self.transport.write(raw)
+        return self.done
+
+    def data_received(self, data: bytes) -> None:
+        self.buf += data
+        head_end = self.buf.find(b"\r\n\r\n")
+        if head_end < 0 or self.done is None:
+            return
+        head = self.buf[:head_end].decode("latin-1").split("\r\n")
+        fields = {k.strip().lower(): v.strip() for k, _, v in (h.partition(":") for h in head[1:])}
+        total = head_end + 4 + int(fields.get("content-length", "0"))
+        if len(self.buf) < total:
+            return
+        self.buf = self.buf[total:]
+        status = int(head[0].split()[1])
+        if not self.done.done():
+            self.done.set_result((time.perf_counter(), status, fields.get("x-consul-index", "")))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.done is not None and not self.done.done():
+            self.done.set_exception(ConnectionError(f"watcher connection lost: {exc}"))
+
+
 async def _one_round(
-    http: aiohttp.ClientSession, base: str, index: str, watchers: int, round_no: int, settle: float
+    http: aiohttp.ClientSession,
+    base: str,
+    conns: list[_Watcher],
+    index: str,
+    round_no: int,
+    settle: float,
 ) -> tuple[list[float], int, str]:
-    """Park `watchers` blocking GETs at `index`, write once, return (latencies_ms, early, new_index)."""
-    url = f"{base}/v1/kv/{WATCH_KEY}"
-    sent_at: list[float] = [0.0]
-    write_sent = asyncio.Event()
-    early = 0
-    new_index = index
-
-    async def watch() -> float | None:
-        nonlocal early, new_index
-        params = {"index": index, "wait": "60s"}
-        async with http.get(url, params=params, timeout=aiohttp.ClientTimeout(total=90)) as resp:
-            await resp.read()
-            arrived = time.perf_counter()
-            if resp.status != 200:
-                raise RuntimeError(f"watcher got HTTP {resp.status}")
-            seen = resp.headers.get("X-Consul-Index", new_index)
-            if int(seen) > int(new_index):
-                new_index = seen
-        if not write_sent.is_set():
-            early += 1
-            return None
-        return (arrived - sent_at[0]) * 1000.0
-
-    tasks = [asyncio.create_task(watch()) for _ in range(watchers)]
+    """Park one blocking GET per connection at `index`, write once; (latencies_ms, early, index)."""
+    host = base.split("//", 1)[1]
+    raw = f"GET /v1/kv/{WATCH_KEY}?index={index}&wait=60s HTTP/1.1\r\nHost: {host}\r\n\r\n".encode()
+    futures = [w.request(raw) for w in conns]
     await asyncio.sleep(settle)
-    sent_at[0] = time.perf_counter()
-    write_sent.set()
-    async with http.put(url, data=f"round-{round_no}".encode()) as resp:
+    early = sum(1 for f in futures if f.done())
+    sent_at = time.perf_counter()
+    async with http.put(f"{base}/v1/kv/{WATCH_KEY}", data=f"round-{round_no}".encode()) as resp:
         await resp.read()
         if resp.status != 200:
             raise RuntimeError(f"write got HTTP {resp.status}")
-    results = await asyncio.wait_for(asyncio.gather(*tasks), timeout=120)
-    return [r for r in results if r is not None], early, new_index
+    results = await asyncio.wait_for(asyncio.gather(*futures), timeout=120)
+    latencies: list[float] = []
+    new_index = index
+    for arrived, status, seen in results:
+        if status != 200:
+            raise RuntimeError(f"watcher got HTTP {status}")
+        if seen and int(seen) > int(new_index):
+            new_index = seen
+        latencies.append((arrived - sent_at) * 1000.0)
+    if early:
+        latencies = [lat for lat in latencies if lat >= 0.0]
+    return latencies, early, new_index
 
 
 async def _wakeup(base: str, watchers: int, writes: int, settle: float) -> dict[str, Any]:
-    conn = aiohttp.TCPConnector(limit=watchers + 16)
+    loop = asyncio.get_running_loop()
+    parts = urlsplit(base)
+    assert parts.hostname is not None and parts.port is not None
+    conns: list[_Watcher] = []
+    for _ in range(watchers):
+        _, proto = await loop.create_connection(_Watcher, parts.hostname, parts.port)
+        conns.append(proto)
     samples: list[float] = []
     early_total = 0
-    async with aiohttp.ClientSession(connector=conn) as http:
-        async with http.put(f"{base}/v1/kv/{WATCH_KEY}", data=b"init") as resp:
-            await resp.read()
-        async with http.get(f"{base}/v1/kv/{WATCH_KEY}") as resp:
-            await resp.read()
-            index = resp.headers["X-Consul-Index"]
-        for n in range(writes):
-            lat, early, index = await _one_round(http, base, index, watchers, n, settle)
-            samples.extend(lat)
-            early_total += early
+    try:
+        async with aiohttp.ClientSession() as http:
+            async with http.put(f"{base}/v1/kv/{WATCH_KEY}", data=b"init") as resp:
+                await resp.read()
+            async with http.get(f"{base}/v1/kv/{WATCH_KEY}") as resp:
+                await resp.read()
+                index = resp.headers["X-Consul-Index"]
+            for n in range(writes):
+                lat, early, index = await _one_round(http, base, conns, index, n, settle)
+                samples.extend(lat)
+                early_total += early
+    finally:
+        for w in conns:
+            if w.transport is not None:
+                w.transport.close()
     samples.sort()
     return {
         "watchers": watchers,
@@ -227,7 +277,7 @@ async def _wakeup(base: str, watchers: int, writes: int, settle: float) -> dict[
         "p99_ms": round(percentile(samples, 99), 3),
         "max_ms": round(samples[-1], 3) if samples else float("nan"),
         "mean_ms": round(statistics.fmean(samples), 3) if samples else float("nan"),
-        "client": "asyncio+aiohttp, one process, one keep-alive connection per watcher",
+        "client": "raw asyncio protocol, one process, one keep-alive connection per watcher",
     }
 
 
@@ -248,7 +298,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--watchers", type=int, default=1000)
     parser.add_argument("--writes", type=int, default=20)
     parser.add_argument(
-        "--settle", type=float, default=1.0, help="seconds for watchers to park before a write"
+        "--settle", type=float, default=2.0, help="seconds for watchers to park before a write"
     )
     parser.add_argument("--output", type=Path, default=RESULT_PATH)
     parser.add_argument(
@@ -262,6 +312,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     fd_limit = raise_fd_limit()
+    load_before = round(os.getloadavg()[0], 2)
     emu = start_emulator(["dc1"], http_port=0)
     try:
         pinned = pin(emu.proc.pid, 0)
@@ -272,7 +323,13 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "benchmark": "emulator",
         "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "fd_limit": fd_limit},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "fd_limit": fd_limit,
+            "loadavg_1m_before": load_before,
+            "loadavg_1m_after": round(os.getloadavg()[0], 2),
+        },
         "emulator_pinned_to_cpu0": pinned,
         "emulator_exit_code": code,
         "kv_get": kv_get,

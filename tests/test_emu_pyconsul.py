@@ -515,6 +515,29 @@ def test_blocking_get_times_out_with_same_index(c: consul.Consul) -> None:
     assert entry["Value"] == b"still"
 
 
+def test_blocking_get_is_not_woken_by_a_write_to_another_key(
+    c: consul.Consul, client_for: ClientFactory
+) -> None:
+    """Consul watches only the key's own radix node (state/kvs.go kvsGetTxn: ws.Add(watchCh)),
+    and on timeout returns the result computed before it blocked (blocking.go), so a write to
+    another key during the wait leaves the returned index unchanged."""
+    k, other = key("mine"), key("other")
+    assert c.kv.put(k, "stable") is True
+    assert c.kv.put(other, "o0") is True
+    index, _ = c.kv.get(k)
+
+    def write_other() -> None:
+        time.sleep(0.3)
+        client_for("dc1").kv.put(other, "o1")
+
+    t = threading.Thread(target=write_other, daemon=True)
+    t.start()
+    new_index, entry = c.kv.get(k, index=index, wait="2s")
+    t.join(timeout=10)
+    assert entry["Value"] == b"stable"
+    assert int(new_index) == int(index), "woken (and index moved) by a write to a different key"
+
+
 def test_blocking_get_on_missing_key_wakes_on_create(c: consul.Consul, client_for: ClientFactory) -> None:
     k = key("born")
     index, entry = c.kv.get(k)
