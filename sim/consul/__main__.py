@@ -13,7 +13,8 @@ import json
 import re
 import signal
 import sys
-from typing import NoReturn
+from collections.abc import Callable, Coroutine
+from typing import Any, NoReturn
 
 from sim.consul.server import Emulator, EmulatorConfig
 from sim.consul.sessions import EXPIRY_MODES
@@ -90,10 +91,20 @@ async def _run(config: EmulatorConfig) -> None:
         await emulator.stop()
 
 
+def _event_loop_runner() -> Callable[[Coroutine[Any, Any, None]], None]:
+    """uvloop when installed (roughly doubles requests/s on one core), else asyncio."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run
+    run: Callable[[Coroutine[Any, Any, None]], None] = uvloop.run
+    return run
+
+
 def main(argv: list[str] | None = None) -> int:
     config = parse_config(sys.argv[1:] if argv is None else argv)
     try:
-        asyncio.run(_run(config))
+        _event_loop_runner()(_run(config))
     except OSError as err:
         sys.stderr.write(f"python -m sim.consul: error: {err}\n")
         return 1

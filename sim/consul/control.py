@@ -33,7 +33,7 @@ class Control:
         return web.Response(status=200, body=json.dumps(self.em.state()).encode(),
                             content_type="application/json")
 
-    async def handle(self, host: DcHost, request: web.Request) -> web.StreamResponse:
+    async def handle(self, host: DcHost, request: web.BaseRequest) -> web.StreamResponse:
         parts = [p for p in request.path.split("/") if p][1:]
         if request.method == "GET" and parts == ["state"]:
             return self._json()
@@ -47,7 +47,7 @@ class Control:
             return self._leader(host, request)
         return _text(404, "unknown emulator control endpoint")
 
-    async def _link(self, src: str, dst: str, request: web.Request) -> web.StreamResponse:
+    async def _link(self, src: str, dst: str, request: web.BaseRequest) -> web.StreamResponse:
         state = request.query.get("state", "")
         if state not in ("up", "down"):
             return _text(400, "state must be up or down")
@@ -60,7 +60,7 @@ class Control:
         em.notify_links()
         return self._json()
 
-    async def _heal(self, request: web.Request) -> web.StreamResponse:
+    async def _heal(self, request: web.BaseRequest) -> web.StreamResponse:
         em = self.em
         em.federation.heal()
         em.notify_links()
@@ -74,7 +74,7 @@ class Control:
                 await self._relay(url, request, local=True)
         return self._json()
 
-    def _leader(self, host: DcHost, request: web.Request) -> web.StreamResponse:
+    def _leader(self, host: DcHost, request: web.BaseRequest) -> web.StreamResponse:
         state = request.query.get("state", "")
         if state not in ("up", "down"):
             return _text(400, "state must be up or down")
@@ -86,7 +86,7 @@ class Control:
         target.notify()
         return self._json()
 
-    async def _relay(self, base: str, request: web.Request, local: bool = False) -> web.StreamResponse:
+    async def _relay(self, base: str, request: web.BaseRequest, local: bool = False) -> web.StreamResponse:
         client = self.em._client
         assert client is not None
         params = dict(request.query)

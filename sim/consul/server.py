@@ -16,6 +16,7 @@ import json
 import random
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiohttp import ClientError, ClientSession, ClientTimeout, web
 
@@ -28,6 +29,8 @@ from sim.consul.model import Datacenter, DcConfig
 from sim.consul.sessions import SessionExpiry
 
 FORWARDED_HEADERS = ("x-consul-token", "authorization", "content-type")
+MAX_BODY = 8 * 1024 * 1024
+"""aiohttp's own body cap; Consul's 512 KiB limits (with Consul's messages) apply below it."""
 
 
 @dataclass
@@ -86,37 +89,37 @@ class Emulator:
             dc = Datacenter(DcConfig(name, address=config.bind, session_expiry=config.session_expiry,
                                      rpc_hold_timeout=config.rpc_hold_timeout), rng, now)
             self.hosts[name] = DcHost(dc, Router(dc, self.federation, rng, config.acl_master_token))
-        self._runners: list[web.AppRunner] = []
+        self._servers: list[tuple[asyncio.Server, web.Server]] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._client: ClientSession | None = None
 
     # ---- lifecycle ------------------------------------------------------------------
 
     async def start(self) -> dict[str, str]:
+        """Binds one low-level aiohttp server per DC (no router/middleware: cheaper per request)."""
         from sim.consul.control import Control
 
         self._client = ClientSession()
         control = Control(self)
-        for k, (_name, host) in enumerate(self.hosts.items()):
-            app = web.Application(client_max_size=8 * 1024 * 1024)
+        loop = asyncio.get_running_loop()
+        for k, host in enumerate(self.hosts.values()):
 
-            async def entry(request: web.Request, host: DcHost = host) -> web.StreamResponse:
+            async def entry(request: web.BaseRequest, host: DcHost = host) -> web.StreamResponse:
                 if request.path.startswith("/_emulator/"):
                     return await control.handle(host, request)
                 return await self.serve(host, request)
 
-            app.router.add_route("*", "/{tail:.*}", entry)
-            runner = web.AppRunner(app, access_log=None, handle_signals=False)
-            await runner.setup()
+            def factory(message: Any, payload: Any, protocol: Any, writer: Any, task: Any,
+                        ) -> web.BaseRequest:
+                return web.BaseRequest(message, payload, protocol, writer, task, loop,
+                                       client_max_size=MAX_BODY)
+
+            handler = web.Server(entry, request_factory=factory, access_log=None)
             port = self.config.http_port + k if self.config.http_port else 0
-            site = web.TCPSite(runner, self.config.bind, port, reuse_address=True)
-            await site.start()
-            server = site._server
-            assert server is not None
-            sockets = getattr(server, "sockets", None) or []
-            actual = sockets[0].getsockname()[1] if sockets else port
+            server = await loop.create_server(handler, self.config.bind, port, reuse_address=True)
+            actual = server.sockets[0].getsockname()[1]
             host.url = f"http://{self.config.bind}:{actual}"
-            self._runners.append(runner)
+            self._servers.append((server, handler))
             self._tasks.append(asyncio.create_task(host.timer_loop()))
         for host in self.hosts.values():
             async with self._client.get(host.url + "/v1/status/leader") as resp:
@@ -126,8 +129,10 @@ class Emulator:
     async def stop(self) -> None:
         for task in self._tasks:
             task.cancel()
-        for runner in self._runners:
-            await runner.cleanup()
+        for server, handler in self._servers:
+            server.close()
+            await handler.shutdown(1.0)
+            await server.wait_closed()
         if self._client is not None:
             await self._client.close()
 
@@ -137,9 +142,10 @@ class Emulator:
 
     # ---- request path ---------------------------------------------------------------
 
-    async def serve(self, host: DcHost, request: web.Request) -> web.StreamResponse:
-        req = Request(request.method, request.path, tuple(request.url.query.items()),
-                      {k.lower(): v for k, v in request.headers.items()}, await request.read())
+    async def serve(self, host: DcHost, request: web.BaseRequest) -> web.StreamResponse:
+        body = await request.read() if request.body_exists else b""
+        req = Request(request.method, request.path, tuple(request.rel_url.query.items()),
+                      {k.lower(): v for k, v in request.headers.items()}, body)
         reply = await self.execute(host, req)
         return web.Response(status=reply.status, headers=reply.headers, body=reply.body)
 
