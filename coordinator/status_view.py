@@ -6,9 +6,12 @@ older or newer daemon never makes the CLI fail.
 
 Layout::
 
-    cluster demo  dc dc1  replica host-123  role leader
+    cluster demo  dc dc1  replica host-123  role leader  leader host-123
     state   writable  reason -  token 42  lease 1.234s
-    quorum  dc1 dc2 dc3
+    quorum  dc1 dc2 dc3  (clique weighs 3 of 3 (> half))
+
+    peers      two-way  rtt_ms    wan      takeover_in
+      dc2      up       10.020    alive    -
 
     links (row = from, column = to; + up, . down, ? unknown)
             dc1  dc2  dc3
@@ -113,17 +116,59 @@ def _transitions(status: Mapping[str, Any]) -> list[str]:
     return lines
 
 
+WAN_STATUS = {0: "none", 1: "alive", 2: "leaving", 3: "left", 4: "failed"}
+
+
+def _peers(status: Mapping[str, Any]) -> list[str]:
+    """One row per other DC: two-way link, RTT, WAN gossip status, takeover countdown."""
+    me = _get(status, "dc")
+    undirected = _get(status, "undirected")
+    mine = _get(undirected, me) if isinstance(me, str) else None
+    rtt = _get(status, "rtt_ms")
+    takeover = _get(status, "takeover_in")
+    wan: dict[str, str] = {}
+    members = _get(status, "wan_members")
+    for member in members if isinstance(members, list) else []:
+        dc, code = _get(member, "dc"), _get(member, "status")
+        if isinstance(dc, str) and dc not in wan:
+            wan[dc] = WAN_STATUS.get(code, _text(code)) if isinstance(code, int) else _text(code)
+    names: set[str] = set(wan)
+    for table in (mine, rtt, takeover):
+        if isinstance(table, Mapping):
+            names.update(str(k) for k in table)
+    names.discard(str(me))
+    if not names:
+        return []
+    lines = ["peers      two-way  rtt_ms    wan      takeover_in"]
+    for dc in sorted(names):
+        link = _get(mine, dc)
+        two_way = "?" if not isinstance(link, bool) else "up" if link else "down"
+        ms = _get(rtt, dc)
+        left = _get(takeover, dc)
+        lines.append(
+            f"  {dc:<9}{two_way:<9}{_text(ms):<10}{wan.get(dc, '-'):<9}"
+            + (f"{left:.1f}s" if isinstance(left, int | float) else "-")
+        )
+    return lines
+
+
 def render_status(status: Mapping[str, Any]) -> str:
     """The whole table; see the module docstring for the layout."""
-    lease = _get(status, "lease_remaining", "lease_remaining_s", "valid_for")
+    lease = _get(status, "lease_remaining")
+    quorum = _get(status, "quorum")
+    members = _get(quorum, "members") if isinstance(quorum, Mapping) else quorum
+    flags = [name for name in ("admin_fenced", "witness") if _get(status, name) is True]
     head = [
         f"cluster {_text(_get(status, 'cluster'))}  dc {_text(_get(status, 'dc'))}  "
-        f"replica {_text(_get(status, 'replica_id', 'id'))}  role {_text(_get(status, 'role'))}",
-        f"state   {_text(_get(status, 'dc_state', 'state'))}  reason {_text(_get(status, 'reason'))}  "
-        f"token {_text(_get(status, 'token'))}  lease {_text(lease)}s",
+        f"replica {_text(_get(status, 'replica_id'))}  role {_text(_get(status, 'role'))}  "
+        f"leader {_text(_get(status, 'leader'))}",
+        f"state   {_text(_get(status, 'dc_state'))}  reason {_text(_get(status, 'reason'))}  "
+        f"token {_text(_get(status, 'token'))}  lease {_text(lease)}s"
+        + (f"  [{' '.join(flags)}]" if flags else ""),
+        f"quorum  {_text(members)}" + (f"  ({_get(quorum, 'reason')})" if _get(quorum, "reason") else ""),
     ]
-    quorum = _get(status, "quorum")
-    quorum_dcs = _get(quorum, "members", "quorum", "dcs") if isinstance(quorum, Mapping) else quorum
-    head.append(f"quorum  {_text(quorum_dcs)}")
-    sections = [head, _matrix(status), _transitions(status)]
+    error = _get(status, "consul_error")
+    if error:
+        head.append(f"consul  {error}")
+    sections = [head, _peers(status), _matrix(status), _transitions(status)]
     return "\n\n".join("\n".join(s) for s in sections if s) + "\n"
