@@ -801,6 +801,37 @@ def test_cross_dc_reads_and_writes_go_to_the_named_dc(client_for: ClientFactory)
     assert c1.agent.self()["Config"]["Datacenter"] == "dc1"
 
 
+def test_cross_dc_blocking_get_wakes_on_remote_write(client_for: ClientFactory) -> None:
+    c1, c2 = client_for("dc1"), client_for("dc2")
+    k = key("remote-watch")
+    assert c2.kv.put(k, "r0") is True
+    index, _ = c1.kv.get(k, dc="dc2")
+    result: dict[str, Any] = {}
+
+    def watch() -> None:
+        result["value"] = client_for("dc1").kv.get(k, dc="dc2", index=index, wait="30s")
+
+    t = threading.Thread(target=watch, daemon=True)
+    t.start()
+    time.sleep(0.3)
+    assert c2.kv.put(k, "r1") is True
+    t.join(timeout=20)
+    assert not t.is_alive(), "a blocking ?dc= read did not return after the remote write"
+    new_index, entry = result["value"]
+    assert int(new_index) > int(index)
+    assert entry["Value"] == b"r1"
+
+
+def test_wan_members_list_every_dc_server(c: consul.Consul) -> None:
+    members = c.agent.members(wan=True)
+    by_dc = {m["Tags"]["dc"]: m for m in members}
+    assert sorted(by_dc) == sorted(DCS)
+    for dc, m in by_dc.items():
+        assert m["Name"].endswith("." + dc)
+        assert m["Status"] == 1, f"{dc} should be alive"
+        assert m["Tags"]["role"] == "consul"
+
+
 def test_cross_dc_session_for_foreign_node_is_refused(client_for: ClientFactory) -> None:
     c1 = client_for("dc1")
     my_node = c1.agent.self()["Config"]["NodeName"]
@@ -835,6 +866,7 @@ def test_link_cut_breaks_forwarding_only_on_that_link(
         _, via3 = c3.kv.get(k, dc="dc2")
         assert via3["Value"] == b"v", "dc3 -> dc2 is a different link"
         assert c1.kv.put(key("local"), "still-ok") is True, "dc1's own KV keeps working"
+        assert "dc2" in c1.catalog.datacenters(), "a cut DC stays listed (not a reachability test)"
     finally:
         control(emu, "/_emulator/heal")
     _, healed = c1.kv.get(k, dc="dc2")
@@ -854,6 +886,9 @@ def test_status_leader_empty_and_stale_reads_without_leader(
         assert entry["Value"] == b"kept", "?stale works with no leader"
         with pytest.raises(consul.ConsulException) as err:
             c3.kv.put(k, "lost")
+        assert "No cluster leader" in str(err.value)
+        with pytest.raises(consul.ConsulException) as err:
+            c3.kv.get(k, consistency="consistent")
         assert "No cluster leader" in str(err.value)
     finally:
         control(emu, "/_emulator/leader?state=up", dc="dc3")
