@@ -1,0 +1,233 @@
+"""A local federation of real processes: the Consul emulator plus `coordinator run` replicas.
+
+Used by `coordinator demo`, the integration tests and the benchmarks. Synchronous on
+purpose (subprocess + httpx.Client): callers are scripts that poll.
+
+Everything is started through command lines only -- ``python -m sim.consul`` and
+``python -m coordinator run`` -- so nothing here imports `sim` (the demo is the one
+production module that starts it at all).
+
+Invariants:
+
+* every child runs in its own session (process group), with stdout and stderr in files
+  under `workdir` (no pipe can fill up and block a child);
+* `LocalCluster.stop` (also on ``__exit__``, whatever the exception) sends SIGTERM to every
+  child's group, waits up to `STOP_TIMEOUT` seconds in total, then SIGKILLs the groups of
+  the survivors and reaps them: no process outlives the cluster object's context;
+* children inherit no CONSUL_* variable; each replica gets ``--consul`` explicitly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import httpx
+
+STARTUP_TIMEOUT = 30.0
+STOP_TIMEOUT = 8.0
+HTTP_TIMEOUT = 2.0
+
+
+class ClusterError(RuntimeError):
+    """A process did not start or print its start-up line."""
+
+
+@dataclass
+class Proc:
+    name: str
+    popen: subprocess.Popen[bytes]
+    out_path: Path
+    err_path: Path
+    info: dict[str, Any] = field(default_factory=dict)
+    """The JSON start-up line the process printed."""
+
+    @property
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def err_tail(self, limit: int = 2000) -> str:
+        try:
+            return self.err_path.read_text(errors="replace")[-limit:]
+        except OSError:
+            return ""
+
+
+def _signal_group(proc: Proc, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.popen.pid, sig)
+
+
+class LocalCluster:
+    """The emulator (all DCs in one process) and any number of replicas per DC."""
+
+    def __init__(
+        self,
+        topology_path: str | Path,
+        datacenters: Sequence[str],
+        *,
+        workdir: Path | None = None,
+        emulator_args: Sequence[str] = (),
+        python: str = sys.executable,
+    ) -> None:
+        self.topology_path = str(Path(topology_path).resolve())
+        self.datacenters = tuple(datacenters)
+        self.workdir = workdir or Path(tempfile.mkdtemp(prefix="coordinator-demo-"))
+        self.emulator_args = tuple(emulator_args)
+        self.python = python
+        self.emulator: Proc | None = None
+        self.consul: dict[str, str] = {}
+        """DC name -> emulated Consul HTTP URL."""
+        self.replicas: dict[str, Proc] = {}
+        """Replica id -> process; `info["listening"]` is its API URL, `info["dc"]` its DC."""
+        self.http = httpx.Client(trust_env=False, timeout=HTTP_TIMEOUT)
+
+    # -- processes ---------------------------------------------------------------------
+
+    def _spawn(self, name: str, argv: list[str], timeout: float) -> Proc:
+        out_path = self.workdir / f"{name}.out"
+        err_path = self.workdir / f"{name}.log"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CONSUL_")}
+        with open(out_path, "wb") as out, open(err_path, "wb") as err:
+            popen = subprocess.Popen(
+                argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env, start_new_session=True
+            )
+        proc = Proc(name, popen, out_path, err_path)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            text = out_path.read_text(errors="replace")
+            if "\n" in text:
+                try:
+                    proc.info = json.loads(text.split("\n", 1)[0])
+                except ValueError:
+                    raise ClusterError(f"{name}: bad start-up line {text[:200]!r}") from None
+                return proc
+            if popen.poll() is not None:
+                raise ClusterError(f"{name} exited with {popen.returncode}: {proc.err_tail()}")
+            time.sleep(0.02)
+        _signal_group(proc, signal.SIGKILL)
+        popen.wait()
+        raise ClusterError(f"{name}: no start-up line within {timeout:g}s: {proc.err_tail()}")
+
+    def start_emulator(self) -> dict[str, str]:
+        argv = [self.python, "-m", "sim.consul", "--datacenters", ",".join(self.datacenters)]
+        argv += ["--http-port", "0", *self.emulator_args]
+        self.emulator = self._spawn("emulator", argv, STARTUP_TIMEOUT)
+        self.consul = {str(k): str(v) for k, v in self.emulator.info["datacenters"].items()}
+        return self.consul
+
+    def start_replica(self, dc: str, replica_id: str, *, config: str | None = None) -> Proc:
+        argv = [self.python, "-m", "coordinator", "run", "--config", config or self.topology_path]
+        argv += ["--dc", dc, "--consul", self.consul[dc], "--listen", "127.0.0.1:0", "--id", replica_id]
+        proc = self._spawn(replica_id, argv, STARTUP_TIMEOUT)
+        self.replicas[replica_id] = proc
+        return proc
+
+    def kill(self, replica_id: str, sig: signal.Signals = signal.SIGKILL) -> None:
+        proc = self.replicas[replica_id]
+        _signal_group(proc, sig)
+        if sig == signal.SIGKILL:
+            proc.popen.wait()
+
+    def stop(self) -> None:
+        procs = [*self.replicas.values(), *([self.emulator] if self.emulator else [])]
+        for proc in procs:
+            if proc.alive:
+                _signal_group(proc, signal.SIGTERM)
+        deadline = time.monotonic() + STOP_TIMEOUT
+        for proc in procs:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.popen.wait(timeout=max(deadline - time.monotonic(), 0.01))
+        for proc in procs:
+            _signal_group(proc, signal.SIGKILL)
+            proc.popen.wait()
+        self.http.close()
+
+    def __enter__(self) -> LocalCluster:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    # -- the coordinator API -----------------------------------------------------------
+
+    def api(self, replica_id: str) -> str:
+        return str(self.replicas[replica_id].info["listening"])
+
+    def dc_of(self, replica_id: str) -> str:
+        return str(self.replicas[replica_id].info["dc"])
+
+    def replicas_of(self, dc: str) -> list[str]:
+        return [r for r in self.replicas if self.dc_of(r) == dc]
+
+    def may_write(self, replica_id: str) -> dict[str, Any] | None:
+        """The may-write body of one replica, or None when it does not answer."""
+        try:
+            body = self.http.get(self.api(replica_id) + "/v1/may-write").json()
+        except (httpx.HTTPError, ValueError):
+            return None
+        return body if isinstance(body, dict) else None
+
+    def status(self, replica_id: str) -> dict[str, Any] | None:
+        try:
+            body = self.http.get(self.api(replica_id) + "/v1/status").json()
+        except (httpx.HTTPError, ValueError):
+            return None
+        return body if isinstance(body, dict) else None
+
+    def leader_replica(self, dc: str) -> str | None:
+        """The live replica of `dc` that says it is the DC leader, if any."""
+        for rid in self.replicas_of(dc):
+            if self.replicas[rid].alive:
+                st = self.status(rid)
+                if st is not None and st.get("role") == "leader":
+                    return rid
+        return None
+
+    def dc_answer(self, dc: str) -> dict[str, Any] | None:
+        """The may-write answer of `dc`: its leader's, else any live replica's."""
+        rid = self.leader_replica(dc)
+        candidates = [rid] if rid else [r for r in self.replicas_of(dc) if self.replicas[r].alive]
+        for r in candidates:
+            ans = self.may_write(r)
+            if ans is not None:
+                return ans
+        return None
+
+    # -- emulator fault control -----------------------------------------------------------
+
+    def _control(self, path: str, params: Mapping[str, str] | None = None) -> None:
+        base = next(iter(self.consul.values()))
+        resp = self.http.put(base + "/_emulator/" + path, params=dict(params or {}))
+        if resp.status_code != 200:
+            raise ClusterError(f"emulator control {path}: HTTP {resp.status_code} {resp.text[:200]}")
+
+    def link(self, src: str, dst: str, up: bool) -> None:
+        """One direction: requests forwarded from `src` to `dst`."""
+        self._control(f"link/{src}/{dst}", {"state": "up" if up else "down"})
+
+    def isolate(self, dc: str) -> None:
+        """Cut every link to and from `dc`."""
+        for other in self.datacenters:
+            if other != dc:
+                self.link(dc, other, False)
+                self.link(other, dc, False)
+
+    def heal(self) -> None:
+        self._control("heal")
+
+    def consul_leader(self, dc: str, up: bool) -> None:
+        self._control("leader", {"state": "up" if up else "down", "dc": dc})
