@@ -137,13 +137,14 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 # -- exec / demo (other modules, imported lazily) -------------------------------------
 
 
-def _lazy(module: str, adder: str, main: str) -> tuple[Callable[[argparse.ArgumentParser], None] | None, str]:
+def _lazy_adder(module: str, adder: str) -> Callable[[argparse.ArgumentParser], None] | None:
+    """`module.adder` when the module exists (it may not have landed yet), else None."""
     try:
         mod = importlib.import_module(module)
     except ImportError:
-        return None, main
+        return None
     add = getattr(mod, adder, None)
-    return (add if callable(add) else None), main
+    return add if callable(add) else None
 
 
 def _lazy_main(module: str, main: str) -> Callable[[argparse.Namespace], int]:
@@ -160,7 +161,9 @@ def _lazy_main(module: str, main: str) -> Callable[[argparse.Namespace], int]:
 # -- parser ---------------------------------------------------------------------------
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The full parser. The lazy subcommands (exec, demo) import their module only when
+    `command` names them, so `coordinator may-write` stays fast to start."""
     parser = argparse.ArgumentParser(
         prog="coordinator", description="Multi-datacenter quorum coordinator for Consul."
     )
@@ -197,18 +200,23 @@ def build_parser() -> argparse.ArgumentParser:
         ("exec", "coordinator.exec", "run a command only while this DC may write"),
         ("demo", "coordinator.demo", "run a local three-DC demo"),
     ):
-        add, main = _lazy(module, f"add_{name}_arguments", f"{name}_main")
+        add = _lazy_adder(module, f"add_{name}_arguments") if command == name else None
         p = sub.add_parser(name, help=helptext)
         if add is not None:
             add(p)
         else:
             p.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
-        p.set_defaults(func=_lazy_main(module, main))
+        p.set_defaults(func=_lazy_main(module, f"{name}_main"))
     return parser
 
 
+def _command_of(argv: Sequence[str]) -> str | None:
+    return next((arg for arg in argv if not arg.startswith("-")), None)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser(_command_of(argv)).parse_args(argv)
     try:
         return int(args.func(args))
     except KeyboardInterrupt:
