@@ -74,12 +74,13 @@ def run_one(name: str, report_dir: str | Path | None = None) -> LabResult:
     run_dir = base / sc.name
     started = time.monotonic()
     error: str | None = None
-    try:
-        asyncio.run(_run(sc, run_dir))
-    except Exception as exc:
-        error = f"{type(exc).__name__}: {exc}"
-    finally:
-        net.teardown()
+    with net.lab_lock():
+        try:
+            asyncio.run(_run(sc, run_dir))
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"
+        finally:
+            net.teardown()
     history_path = run_dir / "history.jsonl"
     from sim.history import load
 

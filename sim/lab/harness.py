@@ -21,6 +21,7 @@ import contextlib
 import signal
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
@@ -52,6 +53,13 @@ class LabConfig:
 
 def replica_ids(dc: str, count: int) -> list[str]:
     return [f"{dc}-r{k}" for k in range(1, count + 1)]
+
+
+def _start_all(procs: list[Proc]) -> None:
+    """Start processes in parallel (each waits for its own ready line); re-raises the first failure."""
+    with ThreadPoolExecutor(max_workers=max(1, len(procs))) as pool:
+        for future in [pool.submit(p.start) for p in procs]:
+            future.result()
 
 
 class Lab:
@@ -128,7 +136,8 @@ class Lab:
                 "--http-port", str(CONSUL_PORT), "--forward-timeout", str(self.cfg.forward_timeout), *peers,
             ])
             self.consul[name] = Proc(f"consul-{name}", argv, self.logdir)
-            self.consul[name].start()
+        _start_all(list(self.consul.values()))
+        for name in self.consul:
             self.rec.emit("consul", dc=name, leader=True)
         for name, dcnet in self.net.dcs.items():
             self.replicas[name] = {}
@@ -140,12 +149,13 @@ class Lab:
                     "--consul", f"http://127.0.0.1:{CONSUL_PORT}", "--listen", f"0.0.0.0:{port}", "--id", rid,
                 ])
                 proc = Proc(rid, argv, self.logdir)
-                proc.start()
                 self.replicas[name][rid] = proc
                 self.watches[name][rid] = ReplicaWatch(
                     self.rec, self.client, name, rid, f"http://{dcnet.mgmt_ip}:{port}", resource_url,
                     self.cfg.write_interval,
                 )
+
+        _start_all([p for dc in self.replicas.values() for p in dc.values()])
 
     def _stop_sync(self) -> None:
         procs = [p for dc in self.replicas.values() for p in dc.values()] + list(self.consul.values())

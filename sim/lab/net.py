@@ -25,11 +25,13 @@ Every command has a timeout; nothing loops unbounded.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import shutil
 import signal
 import subprocess
-from collections.abc import Sequence
+import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 PREFIX = "cqlab"
@@ -56,6 +58,29 @@ def run(argv: Sequence[str], check: bool = True) -> subprocess.CompletedProcess[
     if check and proc.returncode != 0:
         raise NetError(f"{' '.join(argv)}: exit {proc.returncode}: {proc.stderr.strip()}")
     return proc
+
+
+LOCK_PATH = "/run/cqlab.lock"
+
+
+@contextlib.contextmanager
+def lab_lock(timeout: float = 900.0) -> Iterator[None]:
+    """Hold the machine-wide lab lock: two labs would fight over the same cqlab names.
+    Waits at most `timeout` seconds (polling), then raises LabUnavailable."""
+    with open(LOCK_PATH, "a", encoding="utf-8") as fh:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise LabUnavailable(f"another lab run holds {LOCK_PATH}") from None
+                time.sleep(0.2)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
 
 def unavailable_reason() -> str | None:
