@@ -68,6 +68,19 @@ def percentile(sorted_values: list[float], q: float) -> float:
     return sorted_values[rank - 1]
 
 
+def cpu_seconds(pid: int) -> float:
+    """User+system CPU time consumed so far by process `pid` (Linux /proc; 0.0 elsewhere).
+
+    CPU time, unlike wall time, barely depends on what else the machine runs, so it shows
+    the emulator's own cost even on a busy host (resolution: one clock tick, ~10 ms).
+    """
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def pin(pid: int, cpu: int) -> bool:
     """Pin `pid` to one CPU when the machine has at least two; returns whether it did."""
     if (os.cpu_count() or 1) < 2 or not hasattr(os, "sched_setaffinity"):
@@ -155,10 +168,17 @@ def bench_kv_get(emu: EmulatorProcess, tool: str, duration: float, connections: 
     if put.status_code != 200:
         raise RuntimeError(f"seeding {url} failed: {put.status_code} {put.text}")
     use_wrk = tool == "wrk" or (tool == "auto" and shutil.which("wrk") is not None)
+    cpu_before = cpu_seconds(emu.proc.pid)
     result = (
         run_wrk(url, duration, connections) if use_wrk else run_aiohttp_loadgen(url, duration, connections)
     )
+    cpu_used = cpu_seconds(emu.proc.pid) - cpu_before
     result.update({"connections": connections, "duration_s": duration, "url_path": f"/v1/kv/{BENCH_KEY}"})
+    if cpu_used > 0 and result.get("requests"):
+        # What one fully available core would sustain: requests per emulator CPU-second.
+        result["emulator_cpu_s"] = round(cpu_used, 2)
+        result["emulator_cpu_us_per_get"] = round(cpu_used * 1e6 / result["requests"], 1)
+        result["get_per_emulator_cpu_s"] = round(result["requests"] / cpu_used, 1)
     return result
 
 
@@ -215,6 +235,8 @@ async def _one_round(
     index: str,
     round_no: int,
     settle: float,
+    server_pid: int,
+    cpu_ms: list[float],
 ) -> tuple[list[float], int, str]:
     """Park one blocking GET per connection at `index`, write once; (latencies_ms, early, index)."""
     host = base.split("//", 1)[1]
@@ -222,12 +244,14 @@ async def _one_round(
     futures = [w.request(raw) for w in conns]
     await asyncio.sleep(settle)
     early = sum(1 for f in futures if f.done())
+    cpu_before = cpu_seconds(server_pid)
     sent_at = time.perf_counter()
     async with http.put(f"{base}/v1/kv/{WATCH_KEY}", data=f"round-{round_no}".encode()) as resp:
         await resp.read()
         if resp.status != 200:
             raise RuntimeError(f"write got HTTP {resp.status}")
     results = await asyncio.wait_for(asyncio.gather(*futures), timeout=120)
+    cpu_ms.append((cpu_seconds(server_pid) - cpu_before) * 1000.0)
     latencies: list[float] = []
     new_index = index
     for arrived, status, seen in results:
@@ -241,7 +265,7 @@ async def _one_round(
     return latencies, early, new_index
 
 
-async def _wakeup(base: str, watchers: int, writes: int, settle: float) -> dict[str, Any]:
+async def _wakeup(base: str, watchers: int, writes: int, settle: float, server_pid: int) -> dict[str, Any]:
     loop = asyncio.get_running_loop()
     parts = urlsplit(base)
     assert parts.hostname is not None and parts.port is not None
@@ -250,6 +274,7 @@ async def _wakeup(base: str, watchers: int, writes: int, settle: float) -> dict[
         _, proto = await loop.create_connection(_Watcher, parts.hostname, parts.port)
         conns.append(proto)
     samples: list[float] = []
+    cpu_ms: list[float] = []
     early_total = 0
     try:
         async with aiohttp.ClientSession() as http:
@@ -259,7 +284,7 @@ async def _wakeup(base: str, watchers: int, writes: int, settle: float) -> dict[
                 await resp.read()
                 index = resp.headers["X-Consul-Index"]
             for n in range(writes):
-                lat, early, index = await _one_round(http, base, conns, index, n, settle)
+                lat, early, index = await _one_round(http, base, conns, index, n, settle, server_pid, cpu_ms)
                 samples.extend(lat)
                 early_total += early
     finally:
@@ -277,12 +302,16 @@ async def _wakeup(base: str, watchers: int, writes: int, settle: float) -> dict[
         "p99_ms": round(percentile(samples, 99), 3),
         "max_ms": round(samples[-1], 3) if samples else float("nan"),
         "mean_ms": round(statistics.fmean(samples), 3) if samples else float("nan"),
+        "emulator_cpu_ms_per_write_median": round(statistics.median(cpu_ms), 1) if cpu_ms else None,
+        "emulator_cpu_us_per_woken_watcher": (
+            round(statistics.median(cpu_ms) * 1000.0 / watchers, 1) if cpu_ms and watchers else None
+        ),
         "client": "raw asyncio protocol, one process, one keep-alive connection per watcher",
     }
 
 
 def bench_wakeup(emu: EmulatorProcess, watchers: int, writes: int, settle: float) -> dict[str, Any]:
-    return asyncio.run(_wakeup(emu.urls["dc1"], watchers, writes, settle))
+    return asyncio.run(_wakeup(emu.urls["dc1"], watchers, writes, settle, emu.proc.pid))
 
 
 # ---------------------------------------------------------------- main
