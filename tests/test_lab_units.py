@@ -75,15 +75,19 @@ def _fault(t: float, phase: str, links: list[list[str]], kind: str = "isolate") 
     return ev
 
 
+def _links(t: float, links: list[list[str]], up: bool) -> list[Event]:
+    return [{"t": t, "kind": "link", "from": a, "to": b, "up": up} for a, b in links]
+
+
 def test_latencies_measure_the_minority_and_count_false_fences() -> None:
     links = [["dc3", "dc1"], ["dc1", "dc3"], ["dc3", "dc2"], ["dc2", "dc3"]]
     history = [
         meta_event(_topo(), None, "lab", {"dc1": 1, "dc2": 1, "dc3": 1}),
         _rep(1.0, "dc1", True), _rep(1.0, "dc2", True), _rep(1.0, "dc3", True),
-        _fault(10.0, "start", links),
+        _fault(10.0, "start", links), *_links(10.0, links, False),
         _rep(11.5, "dc3", False),
         _rep(12.0, "dc2", False), _rep(12.5, "dc2", True),  # a false fence on the majority side
-        _fault(20.0, "end", links),
+        *_links(20.0, links, True), _fault(20.0, "end", links),
         _rep(23.0, "dc3", True),
     ]
     lat = fault_latencies(history)
@@ -98,9 +102,27 @@ def test_latencies_report_a_minority_that_never_fenced() -> None:
     history = [
         meta_event(_topo(), None, "lab", {"dc1": 1, "dc2": 1, "dc3": 1}),
         _rep(1.0, "dc1", True), _rep(1.0, "dc2", True), _rep(1.0, "dc3", True),
-        _fault(10.0, "start", links), _fault(20.0, "end", links),
+        _fault(10.0, "start", links), *_links(10.0, links, False),
+        *_links(20.0, links, True), _fault(20.0, "end", links),
     ]
     assert fault_latencies(history).unfenced == ["dc3"]
+
+
+def test_one_way_cuts_starting_together_make_one_episode() -> None:
+    """Two one-way cuts 10 ms apart isolate dc3; dc3's fence is not a false fence."""
+    history = [
+        meta_event(_topo(), None, "lab", {"dc1": 1, "dc2": 1, "dc3": 1}),
+        _rep(1.0, "dc1", True), _rep(1.0, "dc2", True), _rep(1.0, "dc3", True),
+        _fault(10.0, "start", [["dc3", "dc1"]], "cut"), *_links(10.0, [["dc3", "dc1"]], False),
+        *_links(10.01, [["dc3", "dc2"]], False),
+        _rep(11.0, "dc3", False),
+        *_links(20.0, [["dc3", "dc1"], ["dc3", "dc2"]], True), _fault(20.0, "end", [["dc3", "dc1"]], "cut"),
+        _rep(21.0, "dc3", True),
+    ]
+    lat = fault_latencies(history)
+    assert lat.false_fences == 0
+    assert [round(x, 2) for x in lat.fence] == [0.99]
+    assert lat.rejoin == [1.0]
 
 
 def test_dc_writable_while_any_replica_is() -> None:
