@@ -61,7 +61,9 @@ def demo_main(args: argparse.Namespace) -> int:
     try:
         out.write(f"cluster {topology.cluster}: datacenters {', '.join(names)}; logs in {cluster.workdir}\n")
         consul = cluster.start_emulator()
-        out.write("emulated Consul: " + "  ".join(f"{dc}={url}" for dc, url in consul.items()) + "\n")
+        emulator_pid = cluster.emulator.popen.pid if cluster.emulator else 0
+        urls = "  ".join(f"{dc}={url}" for dc, url in consul.items())
+        out.write(f"emulated Consul: pid {emulator_pid}  {urls}\n")
         for dc in names:
             suffixes = STANDBY_SUFFIX if dc == names[0] else STANDBY_SUFFIX[:1]
             for suffix in suffixes:

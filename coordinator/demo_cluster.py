@@ -92,6 +92,7 @@ class LocalCluster:
         self.replicas: dict[str, Proc] = {}
         """Replica id -> process; `info["listening"]` is its API URL, `info["dc"]` its DC."""
         self.http = httpx.Client(trust_env=False, timeout=HTTP_TIMEOUT)
+        self._leaders: dict[str, str] = {}
 
     # -- processes ---------------------------------------------------------------------
 
@@ -198,14 +199,30 @@ class LocalCluster:
         return None
 
     def dc_answer(self, dc: str) -> dict[str, Any] | None:
-        """The may-write answer of `dc`: its leader's, else any live replica's."""
-        rid = self.leader_replica(dc)
-        candidates = [rid] if rid else [r for r in self.replicas_of(dc) if self.replicas[r].alive]
-        for r in candidates:
-            ans = self.may_write(r)
-            if ans is not None:
+        """The may-write answer of `dc` as its leader gives it (cheap: may-write calls only).
+
+        Asks the replica that led last time first; an answer naming another replica as
+        leader sends the question there. Falls back to any live replica's answer.
+        """
+        live = [r for r in self.replicas_of(dc) if self.replicas[r].alive]
+        cached = self._leaders.get(dc)
+        order = ([cached] if cached in live else []) + [r for r in live if r != cached]
+        fallback: dict[str, Any] | None = None
+        for rid in order:
+            ans = self.may_write(rid)
+            if ans is None:
+                continue
+            if ans.get("leader") == rid:
+                self._leaders[dc] = rid
                 return ans
-        return None
+            fallback = fallback or ans
+            named = ans.get("leader")
+            if isinstance(named, str) and named in live and named != rid:
+                other = self.may_write(named)
+                if other is not None and other.get("leader") == named:
+                    self._leaders[dc] = named
+                    return other
+        return fallback
 
     # -- emulator fault control -----------------------------------------------------------
 
