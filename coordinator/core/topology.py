@@ -65,6 +65,26 @@ class CatchUp:
 
 
 @dataclass(frozen=True)
+class GlobalLockSpec:
+    """One cross-DC lock (docs/global-lock.md). Seconds, on each machine's monotonic clock.
+
+    Rules (checked by coordinator.core.global_register.check_spec): request_timeout <
+    renew_interval; lease > 2 x renew_interval + request_timeout; margin >=
+    2 x max_drift x lease / (1 - max_drift).
+    """
+
+    name: str
+    lease: float = 3.0
+    """A holder counts each register as its own for this long from the SEND time of the write."""
+    margin: float = 0.5
+    """A contender takes a register only after seeing it unchanged for lease + margin."""
+    renew_interval: float = 0.5
+    """How often the holder rewrites its registers (and a contender re-reads them)."""
+    request_timeout: float = 0.4
+    """Client-side timeout of one register read or write (`?dc=`)."""
+
+
+@dataclass(frozen=True)
 class Topology:
     cluster: str
     datacenters: tuple[DcSpec, ...]
@@ -72,6 +92,8 @@ class Topology:
     catch_up: CatchUp = field(default_factory=CatchUp)
     tie_breaker: str | None = None
     """Optional DC whose side wins an exact half-weight split (see docs/safety.md)."""
+    global_locks: tuple[GlobalLockSpec, ...] = ()
+    """Cross-DC locks the DC leaders contend for (empty: none)."""
 
     @property
     def total_weight(self) -> int:

@@ -1,0 +1,67 @@
+"""`GlobalLocks`: every configured global lock of one replica, behind one small facade.
+
+The DC leader's `ReplicaCore` owns one. Contract (all pure, `now` passed in):
+
+* `begin(now, holder_id)` when DC leadership starts, `stop(now)` when it ends;
+* `set_dc(now, valid_until)` after every step: until when this DC may write (None: not);
+* `on_timer(now)` whenever `now >= next_deadline()`; results of requests whose kind starts
+  with "global." go to `handle`;
+* `answer(name, now)` is what `GET /v1/locks/<name>` shows; `index` moves whenever any
+  lock's (held, term) changes.
+"""
+
+from __future__ import annotations
+
+import math
+
+from coordinator.core.globallock import GlobalAnswer, GlobalLock
+from coordinator.core.plumbing import Inflight, Pending, Result
+from coordinator.core.protocol import Command
+from coordinator.core.topology import Topology
+
+
+class GlobalLocks:
+    def __init__(self, topology: Topology, dc: str, inflight: Inflight) -> None:
+        self.locks: dict[str, GlobalLock] = {
+            spec.name: GlobalLock(spec=spec, topology=topology, dc=dc, inflight=inflight)
+            for spec in topology.global_locks
+        }
+
+    @property
+    def index(self) -> int:
+        return sum(lock.index for lock in self.locks.values())
+
+    def begin(self, now: float, holder_id: str) -> list[Command]:
+        return [cmd for lock in self.locks.values() for cmd in lock.begin(now, holder_id)]
+
+    def stop(self, now: float) -> list[Command]:
+        return [cmd for lock in self.locks.values() for cmd in lock.stop(now)]
+
+    def set_dc(self, now: float, valid_until: float | None) -> list[Command]:
+        return [cmd for lock in self.locks.values() for cmd in lock.set_dc(now, valid_until)]
+
+    def on_timer(self, now: float) -> list[Command]:
+        out: list[Command] = []
+        for lock in self.locks.values():
+            due = lock.next_deadline()
+            if due is not None and now >= due:
+                out += lock.on_timer(now)
+        return out
+
+    def next_deadline(self) -> float | None:
+        times = [t for lock in self.locks.values() if (t := lock.next_deadline()) is not None]
+        finite = [t for t in times if math.isfinite(t)]
+        return min(finite) if finite else None
+
+    def handle(self, pending: Pending, result: Result, now: float) -> list[Command]:
+        name = pending.kind[len("global.") : pending.kind.rfind(".")]
+        lock = self.locks.get(name)
+        return lock.handle(pending, result, now) if lock is not None else []
+
+    def answer(self, name: str, now: float) -> GlobalAnswer | None:
+        lock = self.locks.get(name)
+        return lock.answer(now) if lock is not None else None
+
+    def release(self, name: str, now: float, hold_off: float = 0.0) -> list[Command]:
+        lock = self.locks.get(name)
+        return lock.release(now, hold_off) if lock is not None else []
