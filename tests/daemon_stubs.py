@@ -124,9 +124,7 @@ class StubCore:
 class StubSender:
     """Answers each request with `handler(req)` (a coroutine function); records requests."""
 
-    def __init__(
-        self, handler: Callable[[Request], asyncio.Future[Response] | object] | None = None
-    ) -> None:
+    def __init__(self, handler: Callable[[Request], asyncio.Future[Response] | object] | None = None) -> None:
         self.sent: list[Request] = []
         self.handler = handler
         self.closed = False
