@@ -8,7 +8,8 @@ protected resource's log (raw monotonic stamps, same machine clock) and sorts by
 
 - it long-polls the replica's ``GET /v1/may-write?index=`` over the management link and
   records a ``replica`` event whenever (role, state, allowed, token, reason) changes;
-- a "yes" is believed only for ``valid_for_ms`` counted from when the request was SENT;
+- a "yes" is believed only for ``valid_for_ms`` counted from when the request was sent
+  (for a long-poll that blocked: from its receipt minus TRIP_ALLOWANCE);
   when it runs out with no newer answer, the watcher records allowed=false itself
   (reason ``lease-expired``), so the history never shows a yes longer than the replica
   promised;
@@ -33,6 +34,10 @@ from sim.history import Event, dumps, write_jsonl
 
 POLL_WAIT = 5.0
 RETRY_PAUSE = 0.1
+TRIP_ALLOWANCE = 0.01
+"""Bound on the response's trip over the management link (seconds): a long-poll's answer
+is computed when the replica sends it, so its validity counts from max(request sent,
+response received - TRIP_ALLOWANCE)."""
 
 
 class Recorder:
@@ -177,7 +182,9 @@ class ReplicaWatch:
                 self.allowed = True
                 self.token = int(body["token"])
                 self.reason = None
-                self.valid_until = sent + float(body.get("valid_for_ms", 0)) / 1000.0
+                received = time.monotonic()
+                base = max(sent, received - TRIP_ALLOWANCE)
+                self.valid_until = base + float(body.get("valid_for_ms", 0)) / 1000.0
                 if self.valid_until <= time.monotonic():
                     self.allowed, self.reason = False, "lease-expired"
             else:

@@ -35,6 +35,15 @@ class _Active:
     links: list[list[str]] = field(default_factory=list)
 
 
+def describe(spec: FaultSpec) -> str:
+    """FaultSpec.describe for the simulator's kinds; a plain text for the lab's own."""
+    try:
+        return spec.describe()
+    except (KeyError, IndexError):
+        span = "" if spec.duration is None else f" for {spec.duration:g}s"
+        return f"{spec.kind} {','.join(spec.dcs)}{span}"
+
+
 class Driver:
     def __init__(self, lab: Lab) -> None:
         self.lab = lab
@@ -52,7 +61,7 @@ class Driver:
             act.links = [list(link) for link in sorted(self.links.links_of(dc))]
         if spec.kind in ("crash", "pause"):
             act.target = lab.resolve(dc, spec.replica)
-        desc = spec.describe() + (f" [{act.target}]" if act.target else "")
+        desc = describe(spec) + (f" [{act.target}]" if act.target else "")
         lab.rec.emit("fault", phase="start", id=fid, fault=spec.kind, description=desc,
                      dcs=list(spec.dcs) or sorted({d for g in spec.groups for d in g}), links=act.links)
         if spec.kind in ("cut", "partition", "ring", "bridge"):
@@ -90,7 +99,7 @@ class Driver:
             await lab.consul_up(dc, "kill" if spec.kind == "consul-crash" else "pause")
         elif spec.kind == "leader-loss":
             await lab.consul_leader(dc, True)
-        lab.rec.emit("fault", phase="end", id=act.fid, fault=spec.kind, description=spec.describe(),
+        lab.rec.emit("fault", phase="end", id=act.fid, fault=spec.kind, description=describe(spec),
                      dcs=list(spec.dcs), links=act.links)
 
     async def _flap(self, act: _Active) -> None:

@@ -1,0 +1,151 @@
+"""Side by side, same machine, same load tool: the coordinator's `GET /v1/may-write`
+against a serializable read of one key from etcd's HTTP (grpc-gateway) API.
+
+    .venv/bin/python benchmarks/bench_etcd.py [--duration 10] [--connections 32] [--threads 2]
+        [--out benchmarks/results/lab.json]
+
+Needs `wrk` and `etcd` (Debian packages: wrk, etcd-server). etcd is started by this
+script on free loopback ports with a throw-away data dir and stopped at the end; the
+coordinator runs as a real `coordinator run` replica of a 3-DC loopback cluster against
+the emulator. wrk runs with `--latency`; we report requests/s, p50 and p99 for both and
+the ratio (target: coordinator >= 2x etcd's requests/s with p99 <= 2 ms). Results are
+merged into the JSON file under "may_write_vs_etcd".
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.bench_lab import merge
+from sim.lab.loopback import LoopbackCluster
+
+DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "lab.json"
+UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def parse_wrk(text: str) -> dict[str, Any]:
+    """Requests/s and latency percentiles (ms) from `wrk --latency` output."""
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", text)
+    out: dict[str, Any] = {"rps": float(rps.group(1)) if rps else None}
+    for pct in ("50", "99"):
+        m = re.search(rf"^\s+{pct}(?:\.000)?%\s+([\d.]+)(us|ms|s)\s*$", text, re.M)
+        out[f"p{pct}_ms"] = round(float(m.group(1)) * UNITS[m.group(2)], 3) if m else None
+    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", text)
+    out["non_2xx"] = int(non2xx.group(1)) if non2xx else 0
+    errors = re.search(r"Socket errors:(.*)", text)
+    out["socket_errors"] = errors.group(1).strip() if errors else None
+    return out
+
+
+def wrk(url: str, duration: int, connections: int, threads: int, script: str | None = None) -> dict[str, Any]:
+    argv = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--latency"]
+    if script:
+        argv += ["-s", script]
+    proc = subprocess.run([*argv, url], capture_output=True, text=True, timeout=duration + 60, check=True)
+    return parse_wrk(proc.stdout)
+
+
+def bench_coordinator(duration: int, connections: int, threads: int) -> dict[str, Any]:
+    with LoopbackCluster(3, 1) as cluster:
+        api = cluster.apis["dc1-r1"]
+        for _ in range(300):
+            if httpx.get(f"{api}/v1/may-write", trust_env=False).status_code == 200:
+                break
+            time.sleep(0.1)
+        wrk(f"{api}/v1/may-write", 2, connections, threads)  # warm-up
+        return wrk(f"{api}/v1/may-write", duration, connections, threads)
+
+
+def bench_etcd(duration: int, connections: int, threads: int) -> dict[str, Any]:
+    data = tempfile.mkdtemp(prefix="cqlab-etcd-")
+    client, peer = free_port(), free_port()
+    url = f"http://127.0.0.1:{client}"
+    argv = [
+        "etcd", "--name", "bench", "--data-dir", data, "--listen-client-urls", url,
+        "--advertise-client-urls", url, "--listen-peer-urls", f"http://127.0.0.1:{peer}",
+        "--initial-advertise-peer-urls", f"http://127.0.0.1:{peer}",
+        "--initial-cluster", f"bench=http://127.0.0.1:{peer}", "--log-level", "error",
+    ]
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        key = base64.b64encode(b"coordinator/may-write").decode()
+        value = base64.b64encode(b"yes").decode()
+        for _ in range(200):
+            try:
+                r = httpx.post(f"{url}/v3/kv/put", json={"key": key, "value": value}, trust_env=False)
+                if r.status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        else:
+            raise RuntimeError("etcd did not come up")
+        body = json.dumps({"key": key, "serializable": True})
+        check = httpx.post(f"{url}/v3/kv/range", content=body, trust_env=False).json()
+        assert check.get("kvs"), check
+        with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as fh:
+            fh.write(f'wrk.method = "POST"\nwrk.body = {json.dumps(body)}\n'
+                     'wrk.headers["Content-Type"] = "application/json"\n')
+            script = fh.name
+        wrk(f"{url}/v3/kv/range", 2, connections, threads, script)
+        result = wrk(f"{url}/v3/kv/range", duration, connections, threads, script)
+        version = subprocess.run(["etcd", "--version"], capture_output=True, text=True).stdout.split("\n")[0]
+        result["version"] = version
+        return result
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        shutil.rmtree(data, ignore_errors=True)
+
+
+def main() -> int:
+    p = argparse.ArgumentParser()
+    p.add_argument("--duration", type=int, default=10)
+    p.add_argument("--connections", type=int, default=32)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    args = p.parse_args()
+    for tool in ("wrk", "etcd"):
+        if shutil.which(tool) is None:
+            print(f"{tool} not found (Debian packages: wrk, etcd-server)", file=sys.stderr)
+            return 3
+    coord = bench_coordinator(args.duration, args.connections, args.threads)
+    etcd = bench_etcd(args.duration, args.connections, args.threads)
+    ratio = round(coord["rps"] / etcd["rps"], 2) if coord["rps"] and etcd["rps"] else None
+    result = {
+        "tool": f"wrk -t{args.threads} -c{args.connections} -d{args.duration}s --latency",
+        "coordinator_may_write": coord, "etcd_serializable_range": etcd, "rps_ratio": ratio,
+        "target": "ratio >= 2 and coordinator p99 <= 2 ms",
+        "met": bool(ratio and ratio >= 2 and coord["p99_ms"] is not None and coord["p99_ms"] <= 2.0),
+    }
+    print(json.dumps(result, indent=2))
+    merge(args.out, {"may_write_vs_etcd": result})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
