@@ -55,13 +55,12 @@ class RegView:
         self.seen_at = None
 
     def free_at(self, me: str, lease: float, margin: float) -> float | None:
-        """Local time from which we may take this register, None if unknown or never (ours now)."""
-        if self.index is None:
+        """Local time from which we may take this register (None: unknown). A free register
+        (absent, released, or written by ourselves) is free from when we saw it."""
+        if self.index is None or self.seen_at is None:
             return None
         if self.index == 0 or self.value is None or self.value.free or self.value.holder == me:
-            return float("-inf")
-        if self.seen_at is None:
-            return None
+            return self.seen_at
         return self.seen_at + lease + margin
 
     def claim_end(self, lease: float) -> float | None:

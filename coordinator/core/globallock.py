@@ -208,7 +208,12 @@ class GlobalLock:
         cmds = self._complete(now) if not rnd.pending else []
         return cmds + self._refresh(now)
 
+    def valid_until(self, now: float) -> float | None:
+        """End of our hold (local clock) if we hold at `now`, else None. Records nothing."""
+        return self._valid_until(now)
+
     def answer(self, now: float) -> GlobalAnswer:
+        """The answer to hand out; records its end so no later tenure of ours starts before it."""
         until = self._valid_until(now)
         if until is not None:
             self.granted_until = max(self.granted_until, until)
@@ -334,7 +339,7 @@ class GlobalLock:
         for t, w in sorted(known, key=lambda x: x[0]):
             acc += w
             if 2 * acc > self.total:
-                return max(t, self.hold_off_until, self.granted_until)
+                return max(t + self._stagger(), self.hold_off_until, self.granted_until)
         return math.inf
 
     def _may_acquire(self, now: float) -> bool:
@@ -379,6 +384,11 @@ class GlobalLock:
             self._key = key
             self.index += 1
         return []
+
+    def _stagger(self) -> float:
+        """Contenders that become eligible together start apart (by DC rank), so that one
+        usually wins the race instead of all splitting the registers and backing off."""
+        return self.rank * self.spec.renew_interval / 2
 
     def _grace(self) -> float:
         return max(0.0, (self.spec.renew_interval - self.spec.request_timeout) / 2)

@@ -1,0 +1,65 @@
+"""Global-lock invariants, checked in virtual (real) time after every simulator event.
+
+* ONE_HOLDER: at any instant at most one claimant holds, where "holds" is the claimant's
+  own belief at that instant on its own clock (`GlobalLock.valid_until(local_now)`), paused
+  claimants included (a SIGSTOPped holder still believes what its clock says);
+* TERMS_INCREASE: each new tenure's term is strictly greater than every earlier tenure's
+  (the term is the fencing token);
+* FENCING: a resource that rejects terms lower than the highest it accepted never accepts
+  two different holders' writes under terms that went backwards (follows from the two
+  above; checked on the writes the simulated holders make).
+
+The checker only records; tests assert on `violations`. It can fail: a clock drifting
+beyond the bound the margin covers produces a ONE_HOLDER violation
+(tests/test_global_sim.py::test_drift_beyond_bound_is_caught).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Violation:
+    at: float
+    rule: str
+    detail: str
+
+
+@dataclass
+class GlobalChecker:
+    violations: list[Violation] = field(default_factory=list)
+    tenures: list[tuple[float, str, int]] = field(default_factory=list)
+    """(virtual start, claimant, term) of every tenure, in start order."""
+    resource_term: int = 0
+    resource_writes: int = 0
+    rejected_writes: int = 0
+    _current: dict[str, int] = field(default_factory=dict)
+    _max_term: int = 0
+
+    def observe(self, at: float, holding: dict[str, int]) -> None:
+        """`holding`: claimant -> term, for every claimant that believes it holds now."""
+        if len(holding) > 1:
+            detail = ", ".join(f"{h}@{t}" for h, t in sorted(holding.items()))
+            self._add(at, "ONE_HOLDER", f"{len(holding)} holders: {detail}")
+        for holder, term in holding.items():
+            if self._current.get(holder) == term:
+                continue
+            if term <= self._max_term:
+                self._add(at, "TERMS_INCREASE", f"{holder} holds term {term} after term {self._max_term}")
+            self._max_term = max(self._max_term, term)
+            self.tenures.append((at, holder, term))
+        self._current = dict(holding)
+
+    def resource_write(self, at: float, holder: str, term: int) -> bool:
+        """A holder writes to the fenced resource; True = accepted."""
+        if term < self.resource_term:
+            self.rejected_writes += 1
+            return False
+        self.resource_term = term
+        self.resource_writes += 1
+        return True
+
+    def _add(self, at: float, rule: str, detail: str) -> None:
+        if len(self.violations) < 100:
+            self.violations.append(Violation(at, rule, detail))
