@@ -178,7 +178,7 @@ class CatchUpRunner:
         try:
             if p.kind == "catchup.epoch_read":
                 read = unwrap(result, c.parse_kv_get)
-                self.health.success()
+                self.health.success(p.kind)
                 entry = read.entry
                 self.epoch_index = entry.modify_index if entry is not None else 0
                 return self._mint(now)
@@ -199,13 +199,13 @@ class CatchUpRunner:
             self._finish(Outcome.FAILED, str(exc), now)
         except ConsulError as exc:
             if p.kind != "catchup.copy_read":
-                self.health.failure(exc)
+                self.health.failure(exc, p.kind)
             self._finish(Outcome.FAILED, f"{p.kind}: {exc}", now)
         return self.inflight.cancel(["catchup"])
 
     def _on_mint(self, result: Result, now: float) -> list[Command]:
         txn = unwrap(result, c.parse_txn)
-        self.health.success()
+        self.health.success("catchup.mint")
         idx = next((e.modify_index for e in txn.results if e.key == self.keys.epoch), None)
         if idx is None or idx <= (self.epoch_index or 0):
             # A token must exceed every earlier one; never hand out an index we already saw.
@@ -256,7 +256,7 @@ class CatchUpRunner:
 
     def _on_copy_write(self, result: Result, now: float) -> list[Command]:
         unwrap(result, c.parse_txn)
-        self.health.success()
+        self.health.success("catchup.copy_write")
         return self._write_chunk(now)
 
     def _after_copy(self, now: float) -> list[Command]:

@@ -5,7 +5,8 @@ The lock life cycle (consul-semantics.md "Sessions", "KV"):
 1. register an agent TTL check of our own (`check_ttl`), pass it at once and then every
    `check_interval`;
 2. create a session (TTL `session_ttl`, LockDelay `lock_delay`, Behavior release) bound to
-   THAT check only (`Checks: [id]`, so Consul adds no serfHealth): a crashed replica stops
+   THAT check only (`NodeChecks: [id]` and no `Checks` key: Consul's
+   fixupEmptySessionChecks keeps its default serfHealth if only `Checks` is sent): a crashed replica stops
    passing, the check goes critical after check_ttl and the session dies, and a successor
    can take the lock after a further `lock_delay`;
 3. `PUT ?acquire=` the leader key; `false` (held, or inside the lock-delay) is retried on
@@ -102,7 +103,9 @@ class Election:
         """Session holding the leader key as last seen (None = free or unknown)."""
         self.leader_id: str | None = None
         self.leader_since: float | None = None
-        """Receive time of the acquire that made us leader (watches sent before are untrusted)."""
+        """Receive time of the acquire that made us leader."""
+        self.leader_seq = 0
+        """Inflight send counter when we became leader: watches sent before it are untrusted."""
         self.last_proof: float | None = None
         self.watch_index = 0
         self.stopping = False
@@ -181,7 +184,7 @@ class Election:
             ttl=self.timers.session_ttl,
             lock_delay=self.timers.lock_delay,
             behavior="release",
-            checks=[self.check_id],
+            node_checks=[self.check_id],  # NodeChecks only: a Checks key alone keeps serfHealth
             timeout=self._local_timeout(),
         )
         return self.inflight.send("lock.session_create", req, now)
@@ -227,19 +230,19 @@ class Election:
 
     def _on_check_register(self, p: Pending, result: Result, now: float) -> None:
         unwrap(result, c.parse_agent_ok)
-        self.health.success()
+        self.health.success(p.kind)
         self.check_registered = True
         self._next_check = now
 
     def _on_check_pass(self, p: Pending, result: Result, now: float) -> None:
         unwrap(result, c.parse_agent_ok)
-        self.health.success()
+        self.health.success(p.kind)
         self.check_passing = True
         self._next_check = p.sent_at + self.timers.check_interval
 
     def _on_session_create(self, p: Pending, result: Result, now: float) -> None:
         self.session_id = unwrap(result, c.parse_session_create)
-        self.health.success()
+        self.health.success(p.kind)
         self._next_renew = p.sent_at + self.timers.session_ttl / 3
         self._want_acquire = True
         self._next_acquire = now
@@ -248,12 +251,12 @@ class Election:
         if p.data != self.session_id:
             return
         unwrap(result, c.parse_session_renew)
-        self.health.success()
+        self.health.success(p.kind)
         self._next_renew = p.sent_at + self.timers.session_ttl / 3
 
     def _on_acquire(self, p: Pending, result: Result, now: float) -> None:
         acquired = unwrap(result, c.parse_kv_put)
-        self.health.success()
+        self.health.success(p.kind)
         if p.data != self.session_id:
             return
         if acquired:
@@ -261,6 +264,7 @@ class Election:
             self.holder = self.session_id
             self.leader_id = self.replica_id
             self.leader_since = now
+            self.leader_seq = self.inflight.sent
             self.last_proof = p.sent_at
             self._want_acquire = False
         else:
@@ -268,13 +272,13 @@ class Election:
 
     def _on_watch(self, p: Pending, result: Result, now: float) -> None:
         read = unwrap(result, c.parse_kv_get)
-        self.health.success()
+        self.health.success(p.kind)
         self.watch_index = c.next_blocking_index(self.watch_index, read.meta.index)
         self._next_watch = now
         entry = read.entry
         holder = entry.session if entry is not None and entry.session else None
         if self.role is Role.LEADER:
-            trusted = self.leader_since is not None and p.sent_at >= self.leader_since
+            trusted = self.leader_since is not None and p.seq > self.leader_seq
             if not trusted or holder == self.session_id:
                 return
             self.step_down(now)
@@ -300,7 +304,7 @@ class Election:
         if p.kind == "lock.session_create" and isinstance(exc, RequestRejected):
             self.check_registered = False
             self.check_passing = False
-        delay = self.health.failure(exc)
+        delay = self.health.failure(exc, p.kind)
         if p.kind in ("lock.check_register", "lock.check_pass"):
             self._next_check = now + min(delay, self.timers.check_interval)
         elif p.kind == "lock.session_create":

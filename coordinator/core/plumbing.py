@@ -67,6 +67,8 @@ class Pending:
     sent_at: float
     request: Request
     data: object = None
+    seq: int = 0
+    """Send order: strictly increasing over the life of the Inflight (equal times are common)."""
 
 
 class Inflight:
@@ -79,8 +81,13 @@ class Inflight:
     def send(self, kind: str, request: Request, now: float, data: object = None) -> SendRequest:
         self._counter += 1
         tag = f"{kind}#{self._counter}"
-        self._pending[tag] = Pending(tag, kind, now, request, data)
+        self._pending[tag] = Pending(tag, kind, now, request, data, self._counter)
         return SendRequest(tag, request)
+
+    @property
+    def sent(self) -> int:
+        """How many requests were sent so far (the `seq` of the latest one)."""
+        return self._counter
 
     def pop(self, tag: str) -> Pending | None:
         return self._pending.pop(tag, None)
@@ -132,30 +139,38 @@ def reason_for(exc: ConsulError) -> Reason:
 class LocalHealth:
     """Whether local Consul is currently trusted, and the retry backoff after failures.
 
-    `error` is the reason of the latest local failure, cleared by the next local success.
-    `backoff()` doubles with every consecutive failure from `base`, capped at `cap`.
+    `error` is the reason of the latest local failure, cleared by the next local success
+    of ANY request (local Consul answered, so it is no longer "unknown"). Backoff is per
+    action `kind`: it doubles with every consecutive failure of that kind from `base`,
+    capped at `cap`, and resets when that kind succeeds.
     """
 
     def __init__(self, base: float, cap: float) -> None:
         self.base = min(base, cap)
         self.cap = cap
-        self.failures = 0
+        self.counts: dict[str, int] = {}
         self.error: Reason | None = None
         self.detail = ""
 
-    def failure(self, exc: ConsulError) -> float:
-        """Record a failure; return how long to wait before retrying the failed action."""
-        self.failures += 1
+    @property
+    def failures(self) -> int:
+        """Consecutive failures of the most-failing action (0 when all succeed)."""
+        return max(self.counts.values(), default=0)
+
+    def failure(self, exc: ConsulError, kind: str = "") -> float:
+        """Record a failure of `kind`; return how long to wait before retrying it."""
+        self.counts[kind] = self.counts.get(kind, 0) + 1
         self.error = reason_for(exc)
         self.detail = str(exc)[:200]
-        return self.backoff()
+        return self.backoff(kind)
 
-    def success(self) -> None:
-        self.failures = 0
+    def success(self, kind: str = "") -> None:
+        self.counts.pop(kind, None)
         self.error = None
         self.detail = ""
 
-    def backoff(self) -> float:
-        if self.failures == 0:
+    def backoff(self, kind: str = "") -> float:
+        n = self.counts.get(kind, 0)
+        if n == 0:
             return self.base
-        return float(min(self.cap, self.base * 2 ** min(self.failures - 1, 30)))
+        return float(min(self.cap, self.base * 2 ** min(n - 1, 30)))

@@ -139,14 +139,14 @@ class Prober:
             rnd.txn_done = True
             try:
                 unwrap(result, c.parse_txn)
-                self.health.success()
+                self.health.success(p.kind)
                 rnd.txn_ok = True
             except TxnRolledBack as exc:
                 rnd.leadership_lost = any(op == 0 for op, _ in exc.errors)
                 if not rnd.leadership_lost:
                     rnd.local_error = exc
             except ConsulError as exc:
-                self.health.failure(exc)
+                self.health.failure(exc, p.kind)
                 rnd.local_error = exc
         else:
             seq, peer = cast(tuple[int, str], p.data)
