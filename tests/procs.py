@@ -15,11 +15,14 @@ import asyncio
 import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+
+from coordinator.demo_cluster import LocalCluster
 
 
 class StubApi:
@@ -142,3 +145,46 @@ def stub_api(lease: float = 1.5) -> Iterator[StubApi]:
         yield api
     finally:
         api.stop()
+
+
+# -- real processes: the emulator and `coordinator run` replicas ----------------------------
+
+REPO = Path(__file__).resolve().parent.parent
+TOPOLOGY = REPO / "topology.yaml"
+DEADLINE = 45.0
+"""Generous bound for anything that should happen within a few seconds."""
+
+
+def wait_for(cond: Callable[[], bool], what: str, deadline: float = DEADLINE, step: float = 0.02) -> float:
+    """Poll until `cond()`; returns the monotonic time it held. AssertionError on time-out."""
+    end = time.monotonic() + deadline
+    while True:
+        now = time.monotonic()
+        if cond():
+            return now
+        if now > end:
+            raise AssertionError(f"timed out after {deadline:g}s waiting for {what}")
+        time.sleep(step)
+
+
+def allowed(cluster: LocalCluster, dc: str) -> bool:
+    ans = cluster.dc_answer(dc)
+    return bool(ans and ans.get("allowed"))
+
+
+@contextmanager
+def running_cluster(
+    replicas: dict[str, list[str]], topology: Path = TOPOLOGY, *, wait_writable: bool = True
+) -> Iterator[LocalCluster]:
+    """Emulator + the given replicas (DC -> replica ids); every process stopped on exit."""
+    cluster = LocalCluster(topology, list(replicas))
+    try:
+        cluster.start_emulator()
+        for dc, ids in replicas.items():
+            for rid in ids:
+                cluster.start_replica(dc, rid)
+        if wait_writable:
+            wait_for(lambda: all(allowed(cluster, dc) for dc in replicas), "every DC writable")
+        yield cluster
+    finally:
+        cluster.stop()
