@@ -189,7 +189,8 @@ def session_create(
     """PUT /v1/session/create. Omitted fields take Consul's defaults (the agent's node,
     LockDelay 15s, checks ["serfHealth"], no TTL). An empty `checks`/`node_checks` list is
     sent as [] = a session bound to no node health check (Consul drops its default
-    serfHealth only when the body has a `Checks` key, so pass `checks=[]` for that).
+    serfHealth per fixupEmptySessionChecks: `node_checks=[mine]` binds ONLY `mine`, while
+    `checks=[mine]` alone keeps serfHealth through the default NodeChecks).
     A non-zero `lock_delay` must be >= 1 µs: Consul reads smaller values as seconds.
     """
     if behavior not in ("release", "delete"):

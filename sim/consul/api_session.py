@@ -47,6 +47,39 @@ def _str_list(value: object) -> tuple[str, ...]:
     return tuple(out)
 
 
+def _session_checks(body: dict[str, Any]) -> tuple[str, ...]:
+    """The node-level check IDs a created session is bound to.
+
+    Consul's HTTP handler starts from ``Checks = NodeChecks = ["serfHealth"]``, decodes the
+    body over those defaults (a present key replaces its field; ``null`` clears it), then
+    applies ``fixupEmptySessionChecks`` (agent/session_endpoint.go):
+
+    1. ``Checks`` empty -> ``NodeChecks`` emptied too (the pre-1.7 "no checks" idiom);
+    2. else ``Checks == ["serfHealth"]`` (the default) -> ``Checks`` dropped, NodeChecks rules;
+    3. else ``NodeChecks`` empty -> ``Checks`` dropped.
+
+    The state store binds the session to the union of both lists. Hence ``Checks: ["x"]``
+    alone still carries ``serfHealth`` through the default ``NodeChecks``.
+    """
+    checks: tuple[str, ...] = (SERF_CHECK_ID,)
+    node_checks: tuple[str, ...] = (SERF_CHECK_ID,)
+    present, value = ci_get(body, "Checks")
+    if present:
+        checks = _str_list(value)
+    present, value = ci_get(body, "NodeChecks")
+    if present:
+        node_checks = _str_list(value)
+    if not checks:
+        node_checks = ()
+    elif checks == (SERF_CHECK_ID,) or not node_checks:
+        checks = ()
+    merged: list[str] = []
+    for check in (*checks, *node_checks):
+        if check not in merged:
+            merged.append(check)
+    return tuple(merged)
+
+
 def create(call: Call) -> Outcome:
     if call.req.method != "PUT":
         from sim.consul.api import method_not_allowed
@@ -68,14 +101,10 @@ def create(call: Call) -> Outcome:
             present, value = ci_get(body, "LockDelay")
             if present and value is not None:
                 args["lock_delay_ns"] = _lock_delay(value)
-            keys = [ci_get(body, f) for f in ("Checks", "NodeChecks", "ServiceChecks")]
-            if any(p for p, _ in keys):
-                merged: list[str] = []
-                for check in (*_str_list(keys[0][1]), *_str_list(keys[1][1])):
-                    if check not in merged:
-                        merged.append(check)
-                node_checks = tuple(merged)
-                service_checks = _str_list(keys[2][1])
+            node_checks = _session_checks(body)
+            present, value = ci_get(body, "ServiceChecks")
+            if present:
+                service_checks = _str_list(value)
         except (ValueError, DurationError) as err:
             return text_reply(400, f"Request decode failed: {err}")
     gate = call.leader_gate(read=False)
