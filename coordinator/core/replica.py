@@ -94,6 +94,7 @@ class ReplicaCore:
         self.last_round_confirmed = False
         self._answer_key: tuple[bool, int | None, Reason | None] | None = None
         self._answer_index = 0
+        self._cached: MayWriteAnswer | None = None
 
     # --- protocol entry points --------------------------------------------------------
 
@@ -176,6 +177,25 @@ class ReplicaCore:
         return self._run(now, lambda: self._admin_caught_up())
 
     def may_write(self, now: float) -> MayWriteAnswer:
+        """The answer at `now` (hot path: served from the answer cached by the last entry point).
+
+        A "no" cannot turn into a "yes" by time alone, and a "yes" only by its lease
+        running out, so the cache is exact: it is rebuilt after every entry point, and a
+        cached yes is re-checked against the lease expiry here.
+        """
+        cached = self._cached
+        if cached is None:
+            return self._compute(now)
+        if not cached.allowed:
+            return cached
+        expiry = self.lease_expiry
+        if expiry is None or now >= expiry:
+            return self._compute(now)
+        return MayWriteAnswer(
+            True, cached.dc, cached.index, None, cached.leader, cached.token, expiry - now, cached.quorum
+        )
+
+    def _compute(self, now: float) -> MayWriteAnswer:
         reason = self._verdict(now)
         decision = self.last_round.decision if self.last_round is not None else None
         quorum = tuple(sorted(decision.members)) if decision is not None and decision.in_quorum else ()
@@ -239,6 +259,7 @@ class ReplicaCore:
         if key != self._answer_key:
             self._answer_key = key
             self._answer_index += 1
+        self._cached = self._compute(now)
         return cmds
 
     def _key(self, now: float) -> tuple[bool, int | None, Reason | None]:
