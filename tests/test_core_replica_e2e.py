@@ -143,6 +143,9 @@ class World:
         return [c for c in self.cores[dc] if self.alive(c) and c.may_write(self.now).allowed]
 
     def check_safety(self) -> None:
+        for core in self.all_cores():
+            if self.alive(core) and core.may_write(self.now) != core._compute(self.now):
+                self.violations.append(f"{self.now:.2f}: cached answer differs for {core.replica_id}")
         for dc in DCS:
             if len(self.writable(dc)) > 1:
                 self.violations.append(f"{self.now:.2f}: two writable replicas in {dc}")
