@@ -174,10 +174,14 @@ def allowed(cluster: LocalCluster, dc: str) -> bool:
 
 @contextmanager
 def running_cluster(
-    replicas: dict[str, list[str]], topology: Path = TOPOLOGY, *, wait_writable: bool = True
+    replicas: dict[str, list[str]],
+    topology: Path = TOPOLOGY,
+    *,
+    wait_writable: bool = True,
+    datacenters: tuple[str, ...] = ("dc1", "dc2", "dc3"),
 ) -> Iterator[LocalCluster]:
-    """Emulator + the given replicas (DC -> replica ids); every process stopped on exit."""
-    cluster = LocalCluster(topology, list(replicas))
+    """Emulator for `datacenters` + the given replicas (DC -> replica ids); all stopped on exit."""
+    cluster = LocalCluster(topology, datacenters)
     try:
         cluster.start_emulator()
         for dc, ids in replicas.items():
