@@ -15,7 +15,15 @@ from dataclasses import dataclass, field
 
 from coordinator.consul.errors import ConsulTimeout
 from coordinator.consul.sansio import Request, Response
-from coordinator.core.protocol import AdminAction, CancelRequest, Command, HookResult, RunHook, SendRequest
+from coordinator.core.protocol import (
+    AdminAction,
+    CancelRequest,
+    Command,
+    HookResult,
+    Reason,
+    RunHook,
+    SendRequest,
+)
 from coordinator.core.replica import ReplicaCore
 from coordinator.core.topology import CatchUp, DcSpec, Topology
 from sim.consul.api import Router
@@ -254,4 +262,42 @@ def test_hook_gates_writable_and_failure_keeps_fenced() -> None:
     assert leader is not None and leader.may_write(w.now).reason is not None
     w.hook_exit = 0
     w.run(8.0)
+    assert all(len(w.writable(dc)) == 1 for dc in DCS)
+
+
+def test_local_consul_leader_loss_fences_with_reason_and_recovers() -> None:
+    w = World(topology())
+    w.run(8.0)
+    leader = w.leader("dc1")
+    assert leader is not None
+    old_token = leader.may_write(w.now).token
+    assert old_token is not None
+    w.models["dc1"].set_leader(False, w.now)
+    w.run(3.0)
+    assert w.writable("dc1") == []
+    reasons = {c.may_write(w.now).reason for c in w.cores["dc1"]}
+    assert reasons <= {Reason.NO_CONSUL_LEADER, Reason.NOT_LEADER}
+    assert Reason.NO_CONSUL_LEADER in reasons
+    assert len(w.writable("dc2")) == 1 and len(w.writable("dc3")) == 1
+    w.models["dc1"].set_leader(True, w.now)
+    w.run(10.0)
+    assert w.violations == []
+    writers = w.writable("dc1")
+    assert len(writers) == 1
+    token = writers[0].may_write(w.now).token
+    assert token is not None and token > old_token
+
+
+def test_one_way_cut_breaks_the_link_for_both_ends() -> None:
+    w = World(topology())
+    w.run(8.0)
+    w.federation.set_link("dc1", "dc2", False, w.now)
+    w.run(5.0)
+    assert w.violations == []
+    for dc in ("dc1", "dc2"):
+        leader = w.leader(dc)
+        assert leader is not None
+        snap = leader.status(w.now)
+        assert snap.undirected[dc]["dc2" if dc == "dc1" else "dc1"] is False
+    # Each of dc1, dc2 still forms a majority with dc3: everyone stays writable.
     assert all(len(w.writable(dc)) == 1 for dc in DCS)
