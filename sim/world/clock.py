@@ -31,15 +31,12 @@ class Timer:
     def cancel(self) -> None:
         self.alive = False
 
-    def __lt__(self, other: Timer) -> bool:
-        return (self.at, self.seq) < (other.at, other.seq)
-
 
 class EventQueue:
     """A min-heap of `Timer`s on virtual time (seconds)."""
 
     def __init__(self) -> None:
-        self._heap: list[Timer] = []
+        self._heap: list[tuple[float, int, Timer]] = []
         self._seq = 0
         self.now = 0.0
         self.processed = 0
@@ -47,8 +44,9 @@ class EventQueue:
     def schedule(self, at: float, fn: Callable[..., None], *args: Any) -> Timer:
         """Run `fn(*args)` at virtual time `at` (clamped to now: the past is now)."""
         self._seq += 1
-        timer = Timer(max(at, self.now), self._seq, fn, args)
-        heapq.heappush(self._heap, timer)
+        at = max(at, self.now)
+        timer = Timer(at, self._seq, fn, args)
+        heapq.heappush(self._heap, (at, self._seq, timer))
         return timer
 
     def after(self, delay: float, fn: Callable[..., None], *args: Any) -> Timer:
@@ -57,15 +55,15 @@ class EventQueue:
     def peek(self) -> float | None:
         """Time of the next live event, or None when nothing is scheduled."""
         heap = self._heap
-        while heap and not heap[0].alive:
+        while heap and not heap[0][2].alive:
             heapq.heappop(heap)
-        return heap[0].at if heap else None
+        return heap[0][0] if heap else None
 
     def run_next(self) -> bool:
         """Run the next live event; False when the heap is empty."""
         heap = self._heap
         while heap:
-            timer = heapq.heappop(heap)
+            timer = heapq.heappop(heap)[2]
             if not timer.alive:
                 continue
             self.now = timer.at
@@ -87,4 +85,4 @@ class EventQueue:
         self.now = max(self.now, t)
 
     def __len__(self) -> int:
-        return sum(1 for timer in self._heap if timer.alive)
+        return sum(1 for entry in self._heap if entry[2].alive)

@@ -34,6 +34,9 @@ if TYPE_CHECKING:
 DEFAULT_TIMEOUT = 10.0
 """The Consul client's default timeout (coordinator.consul.client.DEFAULT_TIMEOUT)."""
 
+TIMER_EPSILON = 1e-6
+"""Timers fire this much (virtual seconds) after the exact deadline, beating float rounding."""
+
 Step = Callable[[ReplicaCore, float], list[Command]]
 
 
@@ -147,7 +150,11 @@ class ReplicaHost:
         if self.core is None or self.mode == self.DOWN:
             return
         deadline = self.core.next_deadline()
-        at = None if deadline is None else max(self.virtual(deadline), self.queue.now)
+        at = None
+        if deadline is not None:
+            # Round up so that the local clock has really reached the deadline when it fires;
+            # a deadline still in the past right after a call is retried 1 us later, not spun on.
+            at = max(self.virtual(deadline) + TIMER_EPSILON, self.queue.now + TIMER_EPSILON)
         if at == self._timer_at:
             return
         if self._timer is not None:
