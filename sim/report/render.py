@@ -1,0 +1,161 @@
+"""Render a Timeline as a PNG (matplotlib, Agg backend) and a self-contained HTML page.
+
+The PNG: one swim-lane per DC coloured by state (writable with its token written on the
+bar, catching-up, fenced, down), shaded fault bands with their description, one thin strip
+per DC pair whose link ever changed (up / one-way / down / degraded), red marks at
+violations and a dashed line where faults stopped. The HTML inlines the PNG as base64 and
+adds the metrics table, the violations and the fault list; it loads nothing from outside.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import os
+from statistics import mean
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+from matplotlib.patches import Patch
+
+from sim.report.timeline import Segment, Timeline
+
+STATE_COLOURS = {
+    "writable": "#2e9e44",
+    "catching-up": "#f0a030",
+    "fenced": "#b8b8b8",
+    "down": "#303030",
+}
+LINK_COLOURS = {"up": "#d8f0d8", "oneway": "#f4c430", "down": "#d62728", "degraded": "#9467bd"}
+MAX_STRIPS = 40
+
+
+def _bars(ax: Any, segments: list[Segment], y: float, height: float, colours: dict[str, str],
+          labels: bool, t_end: float) -> None:
+    for seg in segments:
+        width = max(seg.end - seg.start, t_end * 1e-4)
+        ax.broken_barh([(seg.start, width)], (y, height), facecolors=colours.get(seg.state, "#ffffff"),
+                       edgecolor="none")
+        if labels and seg.label and width > t_end * 0.03:
+            ax.text(seg.start + width / 2, y + height / 2, f"t{seg.label}", ha="center", va="center",
+                    fontsize=7, color="white")
+
+
+def render_png(tl: Timeline) -> bytes:
+    strips = [pair for pair, segs in sorted(tl.pair_strips.items()) if any(s.state != "up" for s in segs)]
+    shown = strips[:MAX_STRIPS]
+    rows = len(tl.dcs) + 0.4 * len(shown)
+    fig, ax = plt.subplots(figsize=(14, 1.6 + 0.45 * rows), dpi=100)
+    y = 0.0
+    ticks: list[float] = []
+    names: list[str] = []
+    for pair in reversed(shown):
+        _bars(ax, tl.pair_strips[pair], y, 0.3, LINK_COLOURS, False, tl.t_end)
+        ticks.append(y + 0.15)
+        names.append(f"{pair[0]}-{pair[1]}")
+        y += 0.4
+    lane_y: dict[str, float] = {}
+    for dc in reversed(tl.dcs):
+        _bars(ax, tl.lanes[dc], y + 0.1, 0.8, STATE_COLOURS, True, tl.t_end)
+        lane_y[dc] = y + 0.5
+        ticks.append(y + 0.5)
+        names.append(dc + (" (witness)" if dc in tl.witnesses else ""))
+        y += 1.0
+    for start, end, desc in tl.faults:
+        ax.axvspan(start, end, color="#1f77b4", alpha=0.08)
+        ax.text(start, y + 0.05, desc, fontsize=6, rotation=20, va="bottom", ha="left", color="#1f4f84")
+    if tl.quiet_at is not None:
+        ax.axvline(tl.quiet_at, color="#1f77b4", linestyle="--", linewidth=0.8)
+    for t, _invariant, where, _detail in tl.violations:
+        ax.axvline(t, color="red", linewidth=1.0, alpha=0.7)
+        if where is not None and where in lane_y:
+            ax.plot([t], [lane_y[where]], marker="x", color="red", markersize=10, mew=2)
+    ax.set_yticks(ticks)
+    ax.set_yticklabels(names, fontsize=8)
+    ax.set_xlim(0, tl.t_end)
+    ax.set_ylim(0, y + 0.9)
+    ax.set_xlabel("seconds")
+    handles = [Patch(color=c, label=s) for s, c in STATE_COLOURS.items()]
+    handles += [Patch(color=c, label=f"link {s}") for s, c in LINK_COLOURS.items() if s != "up"]
+    handles.append(Patch(color="#1f77b4", alpha=0.2, label="fault"))
+    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.12 - 0.3 / max(rows, 1)),
+              ncol=len(handles), fontsize=7, frameon=False)
+    title = tl.meta.get("scenario") or "explore"
+    ax.set_title(f"{title}  seed {tl.meta.get('seed')}  ({len(tl.violations)} violations)", fontsize=10)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def _fmt(values: list[float]) -> str:
+    if not values:
+        return "-"
+    return f"max {max(values):.2f}s / mean {mean(values):.2f}s (n={len(values)})"
+
+
+def render_html(tl: Timeline, png: bytes) -> str:
+    esc = html.escape
+    rows = []
+    for dc in tl.dcs:
+        m = tl.metrics[dc]
+        fence = _fmt(m.fence_latencies) + (f", {m.unfenced_cuts} never fenced" if m.unfenced_cuts else "")
+        rows.append(
+            f"<tr><td>{esc(dc)}{' (witness)' if dc in tl.witnesses else ''}</td><td>{esc(fence)}</td>"
+            f"<td>{esc(_fmt(m.rejoin_latencies))}</td><td>{m.leader_changes}</td>"
+            f"<td class='{'bad' if m.peak_writable > 1 else ''}'>{m.peak_writable}</td>"
+            f"<td>{m.writes_accepted}</td><td>{m.writes_rejected}</td></tr>"
+        )
+    vrows = "".join(
+        f"<tr><td>{t:.3f}</td><td>{esc(inv)}</td><td>{esc(dc or '')}</td><td>{esc(detail)}</td></tr>"
+        for t, inv, dc, detail in tl.violations
+    ) or "<tr><td colspan=4>none: every invariant held</td></tr>"
+    frows = "".join(
+        f"<tr><td>{s:.3f}</td><td>{e:.3f}</td><td>{esc(d)}</td></tr>" for s, e, d in tl.faults
+    ) or "<tr><td colspan=3>no faults</td></tr>"
+    meta = tl.meta
+    title = esc(str(meta.get("scenario") or "explore"))
+    image = base64.b64encode(png).decode("ascii")
+    timers = ", ".join(f"{k}={v:g}" for k, v in (meta.get("timers") or {}).items())
+    return f"""<!doctype html>
+<html><head><meta charset="utf-8"><title>{title} seed {meta.get('seed')}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 1.5em; color: #222; }}
+table {{ border-collapse: collapse; margin: 0.5em 0 1.5em; }}
+td, th {{ border: 1px solid #ccc; padding: 3px 8px; font-size: 13px; text-align: left; }}
+th {{ background: #f2f2f2; }} .bad {{ color: #c00; font-weight: bold; }}
+img {{ max-width: 100%; border: 1px solid #ddd; }} code {{ background: #f4f4f4; padding: 1px 4px; }}
+</style></head><body>
+<h1>{title} <small>seed {meta.get('seed')} ({esc(str(meta.get('source')))})</small></h1>
+<p>{len(tl.dcs)} DCs, {len(tl.violations)} violations, {tl.t_end:.1f} simulated seconds.
+Timers: <code>{esc(timers)}</code></p>
+<img alt="timeline" src="data:image/png;base64,{image}">
+<h2>Per DC</h2>
+<table><tr><th>DC</th><th>fence latency (cut from quorum -> not writable)</th>
+<th>rejoin latency (back in quorum -> writable)</th><th>leader changes</th>
+<th>peak writable replicas</th><th>writes accepted</th><th>writes rejected (stale token)</th></tr>
+{''.join(rows)}</table>
+<h2>Violations</h2>
+<table><tr><th>t</th><th>invariant</th><th>DC</th><th>detail</th></tr>{vrows}</table>
+<h2>Faults</h2>
+<table><tr><th>start</th><th>end</th><th>fault</th></tr>{frows}</table>
+</body></html>
+"""
+
+
+def write_report(tl: Timeline, out_dir: str, name: str) -> tuple[str, str]:
+    """Write `<name>.png` and `<name>.html` into `out_dir`; returns both paths."""
+    os.makedirs(out_dir, exist_ok=True)
+    png = render_png(tl)
+    png_path = os.path.join(out_dir, f"{name}.png")
+    html_path = os.path.join(out_dir, f"{name}.html")
+    with open(png_path, "wb") as fh:
+        fh.write(png)
+    with open(html_path, "w", encoding="utf-8") as fh:
+        fh.write(render_html(tl, png))
+    return html_path, png_path
