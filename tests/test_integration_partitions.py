@@ -94,6 +94,7 @@ def test_isolated_dc_fences_majority_never_does_and_rejoins_with_higher_token(cl
 
 
 def test_one_way_cut_into_dc1_fences_dc1(cluster: LocalCluster) -> None:
+    wait_for(lambda: full_mesh(cluster), "a full mesh")
     majority = MajoritySampler(cluster, ("dc2", "dc3"))
     cluster.link("dc2", "dc1", up=False)
     cluster.link("dc3", "dc1", up=False)
@@ -108,6 +109,7 @@ def test_non_transitive_partition_keeps_every_dc_writable(cluster: LocalCluster)
     """dc1-dc3 cut both ways, dc1-dc2 and dc2-dc3 up: {dc1,dc2} and {dc2,dc3} are both
     majority cliques, so by the clique rule (coordinator/core/quorum.py) every DC stays
     writable."""
+    wait_for(lambda: full_mesh(cluster), "a full mesh")
     everyone = MajoritySampler(cluster, DCS)
     cluster.link("dc1", "dc3", up=False)
     cluster.link("dc3", "dc1", up=False)
@@ -129,6 +131,7 @@ def test_non_transitive_partition_keeps_every_dc_writable(cluster: LocalCluster)
 
 
 def test_local_consul_leader_loss_fences_only_that_dc(cluster: LocalCluster) -> None:
+    wait_for(lambda: full_mesh(cluster), "a full mesh")
     others = MajoritySampler(cluster, ("dc1", "dc3"))
     cluster.consul_leader("dc2", up=False)
     try:
