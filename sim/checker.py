@@ -23,9 +23,11 @@ Safety invariants (checked while faults are active):
 
 Liveness invariants:
 
-- ``majority-never-fenced``: while the only active faults are static link cuts and a
-  quorum clique with clean links exists, a DC of it that was writable when the cut
-  configuration began stays writable until the configuration changes.
+- ``majority-never-fenced``: during a MINORITY partition (the only active faults are
+  static link cuts, no link is degraded, every Consul has a leader and every replica
+  runs, exactly one quorum clique exists and some DC is outside it), a DC of that clique
+  that was writable when the configuration began stays writable until it changes.
+  Non-transitive cuts (several overlapping quorum cliques) are not minority partitions.
 - ``liveness-writable``: after ``quiet``, every non-witness DC is writable within
   ``liveness_bound`` seconds.
 """
@@ -38,7 +40,7 @@ from dataclasses import dataclass, field
 from coordinator.core.timers import derive, stretch
 from coordinator.core.topology import Topology
 from sim.history import Event, topology_from_json
-from sim.world.truth import quorum_members
+from sim.world.truth import quorum_cliques, quorum_members
 
 STATIC_CUT_FAULTS = frozenset({"cut", "oneway", "isolate", "partition", "ring", "bridge"})
 """Fault kinds that only change link state, once at start and once at end."""
@@ -302,7 +304,11 @@ class Checker:
     def _update_static_config(self, links: frozenset[str]) -> None:
         static = all(kind in STATIC_CUT_FAULTS for kind in self.active_faults.values())
         clean = not self.degraded_links and not self.no_leader and not any(self.stopped.values())
+        minority = False
         if self.active_faults and static and clean and links:
+            cliques = quorum_cliques(self.topo, self.down_links)
+            minority = len(cliques) == 1 and len(links) < len(self.topo.names)
+        if minority:
             self.config_writable = {n for n in links if self.dcs[n].writable}
             for name in self.config_writable:
                 self.dcs[name].reported.discard("majority-never-fenced")

@@ -27,6 +27,18 @@ def quorum_members(
     `down_links` are DIRECTED links that do not work; a pair is connected only if neither
     direction is down. `alive` (default: every DC) restricts the DCs that may vote at all.
     """
+    out: set[str] = set()
+    for clique in quorum_cliques(topo, down_links, alive):
+        out.update(clique)
+    return frozenset(out)
+
+
+def quorum_cliques(
+    topo: Topology,
+    down_links: Iterable[tuple[str, str]],
+    alive: Iterable[str] | None = None,
+) -> list[frozenset[str]]:
+    """Every maximal clique that holds a quorum (same arguments as `quorum_members`), sorted."""
     names = topo.names
     members = set(names) if alive is None else set(alive) & set(names)
     down = set(down_links)
@@ -37,8 +49,5 @@ def quorum_members(
         for b in ordered[i + 1:]:
             if (a, b) not in down and (b, a) not in down:
                 graph.add_edge(a, b)
-    out: set[str] = set()
-    for clique in nx.find_cliques(graph):
-        if has_quorum(topo, frozenset(clique)):
-            out.update(clique)
-    return frozenset(out)
+    found = [frozenset(c) for c in nx.find_cliques(graph) if has_quorum(topo, frozenset(c))]
+    return sorted(found, key=sorted)
