@@ -147,3 +147,32 @@ def test_check_invariants_catches_a_forged_decision() -> None:
     for bad in forged:
         with pytest.raises(QuorumInvariantError):
             bad.check_invariants(m, topo)
+
+
+@st.composite
+def big_scenarios(draw: st.DrawFn) -> tuple[Topology, Matrix]:
+    n = draw(st.integers(min_value=10, max_value=24))
+    dcs = [f"x{i:02d}" for i in range(n)]
+    specs = tuple(DcSpec(name, weight=draw(st.integers(min_value=1, max_value=3))) for name in dcs)
+    density = draw(st.floats(min_value=0.3, max_value=1.0))
+    rnd = draw(st.randoms(use_true_random=False))
+    und = {(a, b) for a in dcs for b in dcs if a < b and rnd.random() < density}
+    return Topology("c", specs), from_links(dcs, und | {(b, a) for a, b in und})
+
+
+@given(big_scenarios(), st.data())
+def test_clique_weight_matches_networkx_on_larger_graphs(
+    scenario: tuple[Topology, Matrix], data: st.DataObject
+) -> None:
+    import networkx as nx
+
+    topo, matrix = scenario
+    me = data.draw(st.sampled_from(topo.names))
+    d = decide(matrix, topo, me)
+    d.check_invariants(matrix, topo)
+    graph = nx.Graph()
+    for name in matrix.neighbours(me):
+        graph.add_node(name, weight=topo.dc(name).weight)
+    graph.add_edges_from((a, b) for a, b in matrix.links() if a in graph and b in graph)
+    _, rest = nx.max_weight_clique(graph, weight="weight") if len(graph) else ([], 0)
+    assert d.weight == topo.dc(me).weight + rest

@@ -12,20 +12,19 @@ qualifying cliques (computed from any matrices, at any times) share at least one
 because two disjoint sets cannot both hold more than half, and two exact halves both
 contain the tie-breaker.
 
-``members`` is the chosen clique: among maximal cliques containing ``d``, qualifying ones
-first, then the largest weight, then the smallest sorted tuple of names (deterministic).
+``members`` is the chosen clique: among cliques containing ``d``, qualifying ones first,
+then the largest weight, then the smallest sorted tuple of names (deterministic). Weights
+are positive (the config enforces it), so the chosen clique is maximal.
 
-Cost: the clique search runs on the closed neighbourhood of ``d`` only (networkx
-`find_cliques` restricted to cliques containing ``d``); a full mesh of 50 DCs is one
-clique. Pure: no IO, no clock.
+Cost: the search runs on the neighbourhood of ``d`` only, as a weighted branch and bound
+over bitsets with a greedy-colouring bound (Tomita-style); see docs/safety.md for timings
+at 50 DCs. Pure: no IO, no clock.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-
-import networkx as nx
 
 from coordinator.core.matrix import Matrix
 from coordinator.core.rows import PeerTracker
@@ -72,22 +71,146 @@ class QuorumDecision:
             raise QuorumInvariantError(fail)
 
 
-def _key(clique: tuple[str, ...], topology: Topology) -> tuple[bool, int, tuple[str, ...]]:
-    return (not qualifies(clique, topology), -clique_weight(clique, topology), clique)
+class _Graph:
+    """The undirected up-graph restricted to the neighbourhood of one DC, as bitsets.
+
+    Bit i stands for ``names[i]`` (sorted), so "smallest name" is "lowest bit".
+    """
+
+    def __init__(self, matrix: Matrix, topology: Topology, self_dc: str) -> None:
+        self.names = tuple(sorted(matrix.neighbours(self_dc) & set(topology.names)))
+        index = {name: i for i, name in enumerate(self.names)}
+        self.weight = [topology.dc(name).weight for name in self.names]
+        self.adj = [0] * len(self.names)
+        directed = matrix.directed
+        for a, b in directed:
+            i, j = index.get(a), index.get(b)
+            if i is not None and j is not None and (b, a) in directed:
+                self.adj[i] |= 1 << j
+        self.all = (1 << len(self.names)) - 1
+
+    def bit(self, name: str) -> int:
+        return 1 << self.names.index(name)
+
+    def max_weight(self, cands: int, goal: int | None = None) -> int:
+        """Weight of the heaviest clique inside ``cands``; may stop early once >= ``goal``.
+
+        Branch and bound: greedy colouring gives each prefix of the candidates a bound
+        (a clique holds at most one vertex per colour class).
+        """
+        whole = self._clique_weight(cands)
+        if whole is not None:
+            return whole
+        best = self._greedy(cands)
+        target = goal if goal is not None else sum(self.weight)
+
+        def expand(p: int, current: int) -> None:
+            nonlocal best
+            whole = self._clique_weight(p)
+            if whole is not None:
+                best = max(best, current + whole)
+                return
+            order, bounds = self._colour(p)
+            for i in range(len(order) - 1, -1, -1):
+                if best >= target or current + bounds[i] <= best:
+                    return
+                v = order[i]
+                w = current + self.weight[v]
+                sub = p & self.adj[v]
+                if sub:
+                    expand(sub, w)
+                elif w > best:
+                    best = w
+                p &= ~(1 << v)
+
+        if cands and best < target:
+            expand(cands, 0)
+        return best
+
+    def _greedy(self, p: int) -> int:
+        """A quick lower bound: grow a clique taking the best-connected vertex first."""
+        total = 0
+        while p:
+            v, score = -1, -1
+            rest = p
+            while rest:
+                u = (rest & -rest).bit_length() - 1
+                rest &= rest - 1
+                degree = (p & self.adj[u]).bit_count()
+                if degree > score:
+                    v, score = u, degree
+            total += self.weight[v]
+            p &= self.adj[v]
+        return total
+
+    def _clique_weight(self, p: int) -> int | None:
+        """The weight of ``p`` if its vertices are pairwise linked, else None."""
+        total, rest = 0, p
+        while rest:
+            v = (rest & -rest).bit_length() - 1
+            if p & ~self.adj[v] != 1 << v:
+                return None
+            total += self.weight[v]
+            rest &= rest - 1
+        return total
+
+    def _colour(self, p: int) -> tuple[list[int], list[int]]:
+        """Vertices of ``p`` ordered by colour class, and the cumulative bound at each."""
+        order: list[int] = []
+        bounds: list[int] = []
+        total = 0
+        rest = p
+        while rest:
+            free, heaviest = rest, 0
+            while free:
+                v = (free & -free).bit_length() - 1
+                free &= ~(1 << v) & ~self.adj[v]
+                rest &= ~(1 << v)
+                order.append(v)
+                heaviest = max(heaviest, self.weight[v])
+                bounds.append(-1)
+            total += heaviest
+            for i in range(len(bounds) - 1, -1, -1):
+                if bounds[i] != -1:
+                    break
+                bounds[i] = total
+        return order, bounds
+
+    def smallest(self, cands: int, need: int) -> tuple[str, ...]:
+        """The clique of weight exactly ``need`` inside ``cands`` with the smallest sorted names.
+
+        Requires one to exist. Among equal-weight cliques (positive weights) none contains
+        another, so the smaller sorted tuple is the one holding the smallest name of the
+        symmetric difference: take names greedily in sorted order while still feasible.
+        """
+        chosen: list[str] = []
+        while need > 0:
+            v = (cands & -cands).bit_length() - 1
+            after = cands & self.adj[v] & ~((1 << (v + 1)) - 1)
+            rest = need - self.weight[v]
+            if rest == 0 or (rest > 0 and self.max_weight(after, rest) >= rest):
+                chosen.append(self.names[v])
+                cands, need = after, rest
+            else:
+                cands &= ~(1 << v)
+        return tuple(chosen)
 
 
-def candidate_cliques(matrix: Matrix, self_dc: str) -> list[tuple[str, ...]]:
-    """Every maximal clique of the undirected up-graph that contains ``self_dc``, sorted."""
-    neighbours = matrix.neighbours(self_dc)
-    graph = nx.Graph()
-    graph.add_node(self_dc)
-    graph.add_nodes_from(sorted(neighbours))
-    for a, b in matrix.links():
-        if a in neighbours and b in neighbours:
-            graph.add_edge(a, b)
-    for b in neighbours:
-        graph.add_edge(self_dc, b)
-    return sorted(tuple(sorted(c)) for c in nx.find_cliques(graph, nodes=[self_dc]))
+def _choose(matrix: Matrix, topology: Topology, self_dc: str) -> tuple[str, ...]:
+    """The chosen clique containing ``self_dc``: qualifying first, heaviest, smallest names."""
+    g = _Graph(matrix, topology, self_dc)
+    own = topology.dc(self_dc).weight
+    rest = g.max_weight(g.all)
+    best = own + rest
+    forced: tuple[str, ...] = (self_dc,)
+    cands = g.all
+    tie = topology.tie_breaker
+    if 2 * best == topology.total_weight and tie is not None and tie != self_dc and tie in g.names:
+        with_tie = g.adj[g.names.index(tie)]
+        need = rest - topology.dc(tie).weight
+        if need == 0 or g.max_weight(with_tie, need) >= need:
+            forced, cands, rest = (self_dc, tie), with_tie, need
+    return tuple(sorted(forced + g.smallest(cands, rest)))
 
 
 def decide(matrix: Matrix, topology: Topology, self_dc: str) -> QuorumDecision:
@@ -96,7 +219,7 @@ def decide(matrix: Matrix, topology: Topology, self_dc: str) -> QuorumDecision:
     threshold = total // 2 + 1
     if self_dc not in topology.names:
         return QuorumDecision(self_dc, False, (), 0, threshold, total, (), "not a configured DC")
-    best = min(candidate_cliques(matrix, self_dc), key=lambda c: _key(c, topology))
+    best = _choose(matrix, topology, self_dc)
     weight = clique_weight(best, topology)
     ok = qualifies(best, topology)
     if not ok:
@@ -127,9 +250,10 @@ def _violation(d: QuorumDecision, matrix: Matrix, topology: Topology) -> str | N
         return "in_quorum does not match the quorum rule on the chosen clique"
     if d.members != (d.best if d.in_quorum else ()):
         return "members must be the chosen clique iff in quorum"
-    better = min(candidate_cliques(matrix, d.dc), key=lambda c: _key(c, topology))
-    if better != d.best:
-        return f"clique {better} ranks above the chosen {d.best}"
+    g = _Graph(matrix, topology, d.dc)
+    heaviest = topology.dc(d.dc).weight + g.max_weight(g.all)
+    if heaviest != d.weight:
+        return f"a clique with {d.dc} weighs {heaviest}, the chosen one {d.weight}"
     return None
 
 
