@@ -22,6 +22,7 @@ import ssl
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from urllib.parse import urlsplit
 
 DEFAULT_ADDRESS = "127.0.0.1:8500"
 _TRUE = frozenset({"1", "t", "T", "TRUE", "true", "True"})
@@ -159,9 +160,21 @@ def _parse_address(raw: str, *, https: bool) -> tuple[str, str | None]:
     else:
         scheme, rest = ("https" if https else "http"), text
     host = rest.rstrip("/")
-    if not host or "/" in host or any(c.isspace() for c in host):
+    if not host or "/" in host or any(c.isspace() for c in host) or not _valid_host_port(host):
         raise ConsulConfigError(f"CONSUL_HTTP_ADDR: expected host:port, got {raw!r}")
     return f"{scheme}://{host}", None
+
+
+def _valid_host_port(text: str) -> bool:
+    """`host`, `host:port`, `[v6]` or `[v6]:port` with a non-empty host and a port in 1..65535."""
+    try:
+        parts = urlsplit("//" + text)
+        port = parts.port
+    except ValueError:
+        return False
+    if not parts.hostname or parts.username is not None or parts.password is not None:
+        return False
+    return not text.endswith(":") and port != 0
 
 
 def _token_from_file(path: str, read_file: Callable[[str], str]) -> str | None:
