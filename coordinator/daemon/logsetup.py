@@ -24,6 +24,11 @@ class RedactSecrets(logging.Filter):
         super().__init__()
         self.secrets = sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True)
 
+    def add(self, secrets: Iterable[str | None]) -> None:
+        """Mask these secrets too (e.g. a token read from a file after logging was set up)."""
+        known = set(self.secrets) | {s for s in secrets if s and len(s) >= 4}
+        self.secrets = sorted(known, key=len, reverse=True)
+
     def filter(self, record: logging.LogRecord) -> bool:
         if not self.secrets:
             return True
@@ -74,3 +79,15 @@ def setup_logging(level: str, secrets: Iterable[str | None] = ()) -> RedactSecre
     for noisy in ("httpx", "httpcore", "aiohttp.access"):
         logging.getLogger(noisy).setLevel(max(numeric, logging.WARNING))
     return redact
+
+
+def register_secrets(*secrets: str | None) -> None:
+    """Add secrets to every `RedactSecrets` filter on the root logger's handlers.
+
+    The daemon learns some secrets only after logging is configured (the Consul token from
+    CONSUL_HTTP_TOKEN_FILE, the admin token from --admin-token-file); it registers them here.
+    """
+    for handler in logging.getLogger().handlers:
+        for flt in handler.filters:
+            if isinstance(flt, RedactSecrets):
+                flt.add(secrets)

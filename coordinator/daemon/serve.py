@@ -33,6 +33,7 @@ from coordinator.consul.config import ConsulConfig, ConsulConfigError
 from coordinator.consul.errors import ConsulError
 from coordinator.core.topology import Topology
 from coordinator.daemon.api import Api
+from coordinator.daemon.logsetup import register_secrets
 from coordinator.daemon.metrics import Metrics
 from coordinator.daemon.runner import Runner
 from coordinator.daemon.transitions import TransitionLog
@@ -139,6 +140,7 @@ def _url(sock: socket.socket) -> str:
 async def serve(opts: RunOptions, environ: Mapping[str, str], out: TextIO) -> int:
     """Run the daemon until SIGTERM/SIGINT; see the module contract. Raises StartupError."""
     topology, consul_config, admin_token = load_settings(opts, environ)
+    register_secrets(consul_config.token, admin_token)
     from coordinator.core.replica import ReplicaCore  # the core lands in parallel
 
     host, port = parse_listen(opts.listen)
