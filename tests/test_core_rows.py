@@ -217,24 +217,24 @@ def test_takeover_evidence_is_an_upper_bound_with_floors() -> None:
     assert t.takeover_evidence("m") == 10.0
     # First sighting of b: b's earlier leaders may have claimed anything up to that read.
     t.observe_row("b", row(1, reach={"m": ReachEntry(False, 9.0)}), sent_at=20.0)
-    assert t.takeover_evidence("m") == pytest.approx(20.4)
-    # Claim: b's row written by 30.4 (first read returning it + timeout) minus its age.
+    assert t.takeover_evidence("m") == pytest.approx(20.5)
+    # Claim: b's row written by 30.5 (first read returning it + probe_interval) minus its age.
     t.observe_row("b", row(2, reach={"m": ReachEntry(True, 0.2)}), sent_at=30.0)
-    assert t.takeover_evidence("m") == pytest.approx(30.2)
-    # The same row read again later does not move the bound: it was written by 30.4.
+    assert t.takeover_evidence("m") == pytest.approx(30.3)
+    # The same row read again later does not move the bound: it was written by 30.5.
     t.observe_row("b", row(2, reach={"m": ReachEntry(True, 0.2)}), sent_at=35.0)
-    assert t.takeover_evidence("m") == pytest.approx(30.2)
+    assert t.takeover_evidence("m") == pytest.approx(30.3)
     # A term change of b: its previous leader may have written rows we never read.
     t.observe_row("b", row(1, "r9", reach={}), sent_at=50.0)
-    assert t.takeover_evidence("m") == pytest.approx(50.4)
-    assert t.takeover_evidence("zz") == pytest.approx(50.4)
+    assert t.takeover_evidence("m") == pytest.approx(50.5)
+    assert t.takeover_evidence("zz") == pytest.approx(50.5)
 
 
 def test_takeover_claims_shrink_ages_by_drift() -> None:
-    t = tracker(timers=Timers(probe_timeout=0.4, max_drift=0.01))
+    t = tracker(timers=Timers(probe_interval=0.5, max_drift=0.01))
     t.observe_row("b", row(1), sent_at=0.0)
     t.observe_row("b", row(2, reach={"m": ReachEntry(True, 10.0)}), sent_at=100.0)
-    assert t.takeover_evidence("m") == pytest.approx(100.4 - 10.0 * 0.99 / 1.01)
+    assert t.takeover_evidence("m") == pytest.approx(100.5 - 10.0 * 0.99 / 1.01)
 
 
 def test_own_evidence_counts_for_takeover() -> None:

@@ -179,7 +179,11 @@ class _Peer:
     row: Row | None = None
     """The row returned by the last successful read."""
     row_written_by: float | None = None
-    """Upper bound (my clock) on when `row` was written: first read returning it, sent + timeout."""
+    """Upper bound (my clock) on when `row` was written: first read returning it, + answer bound."""
+    last_failed: bool = False
+    """Whether the latest read (in send order) failed: a peer whose latest read failed is not fresh."""
+    failed_sent: float | None = None
+    """Send time of the latest failed read."""
 
 
 class PeerTracker:
@@ -194,8 +198,11 @@ class PeerTracker:
       read give no evidence;
     * evidence never moves backwards.
 
-    ``fresh(peer, now)`` iff ``now - evidence <= row_fresh``. Fresh-ness is a LOWER bound
-    on recency (safe for deciding that I may write).
+    ``fresh(peer, now)`` iff the latest read of ``peer`` succeeded and
+    ``now - evidence <= row_fresh``. Fresh-ness is a LOWER bound on recency (safe for
+    deciding that I may write); requiring the latest read to have succeeded makes a cut
+    visible in the very next round instead of ``row_fresh`` later (fence latency), while
+    the DC lease (not a single round) decides when a DC stops writing.
 
     Takeover bookkeeping uses UPPER bounds instead (safe for deciding that another DC is
     gone): `takeover_evidence` is the latest moment, on my clock, at which any row I ever
@@ -204,8 +211,10 @@ class PeerTracker:
     peer (rows of the peer's previous leader that I never read).
 
     Requires reads of a given peer to be reported in send order, with ``sent_at`` never
-    later than the ``now`` of later calls. Reads of one peer must not overlap (probe_timeout
-    < probe_interval); an out-of-order report is ignored.
+    later than the ``now`` of later calls, and only reads answered within ``probe_interval``
+    of their send (the probe round's deadline; later answers must be reported as failures):
+    that is the bound on when a row could have been written. An out-of-order report is
+    ignored.
     """
 
     def __init__(self, self_dc: str, started_at: float, timers: Timers) -> None:
@@ -213,7 +222,8 @@ class PeerTracker:
         self.self_dc = self_dc
         self.started_at = started_at
         self.row_fresh = timers.row_fresh
-        self.probe_timeout = timers.probe_timeout
+        self.answer_bound = timers.probe_interval
+        """A read the core accepted was served before its round's deadline <= send + probe_interval."""
         self._shrink = (1.0 - timers.max_drift) / (1.0 + timers.max_drift)
         self._peers: dict[str, _Peer] = {}
         self._claimed: dict[str, float] = {}
@@ -232,11 +242,13 @@ class PeerTracker:
         state = self._peer(peer)
         if state.last_sent is not None and sent_at < state.last_sent:
             return
+        if state.failed_sent is not None and sent_at < state.failed_sent:
+            return
         if row.dc != peer:
             self.observe_failure(peer, sent_at)
             return
         ident = (row.leader, row.seq)
-        upper = sent_at + self.probe_timeout
+        upper = sent_at + self.answer_bound
         if state.last_id is None or state.last_id[0] != row.leader:
             self._floor = max(self._floor, upper)
         if state.last_id != ident:
@@ -246,6 +258,7 @@ class PeerTracker:
             state.row_written_by = upper
         state.last_id = ident
         state.last_sent = sent_at
+        state.last_failed = False
         state.row = row
         written_by = state.row_written_by if state.row_written_by is not None else upper
         for name, entry in row.reach.items():
@@ -256,8 +269,13 @@ class PeerTracker:
             self._claimed[peer] = written_by
 
     def observe_failure(self, peer: str, sent_at: float) -> None:
-        """Record a failed or timed-out read. It gives no evidence and forgets nothing."""
-        self._peer(peer)
+        """Record a failed or timed-out read: no evidence, and the peer is not fresh until a
+        later read succeeds. Evidence already gathered is kept (takeover bookkeeping)."""
+        state = self._peer(peer)
+        if state.last_sent is not None and sent_at < state.last_sent:
+            return
+        state.last_failed = True
+        state.failed_sent = sent_at
 
     def evidence_time(self, peer: str) -> float | None:
         """Latest proven-alive moment of ``peer`` (my clock), or None without evidence."""
@@ -266,8 +284,10 @@ class PeerTracker:
 
     def fresh(self, peer: str, now: float) -> bool:
         """True iff ``peer`` has evidence no older than ``row_fresh`` at ``now``."""
-        evidence = self.evidence_time(peer)
-        return evidence is not None and now - evidence <= self.row_fresh
+        state = self._peers.get(peer)
+        if state is None or state.evidence is None or state.last_failed:
+            return False
+        return now - state.evidence <= self.row_fresh
 
     def row(self, peer: str) -> Row | None:
         """The last row read from ``peer`` (fresh or not), or None."""
