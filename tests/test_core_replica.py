@@ -118,22 +118,70 @@ def test_round_txn_rollback_steps_down() -> None:
     assert not d.has("round.txn") and d.core.prober is None
 
 
-def test_local_timeout_fences_with_consul_unavailable_and_backs_off() -> None:
+def test_local_timeout_answers_no_at_once_and_fences_when_the_lease_runs_out() -> None:
     d = driver()
     d.to_writable()
+    expiry = d.core.lease_expiry
+    assert expiry is not None
     d.next_round(3, txn=ConsulTimeout("timed out"))
-    assert state(d) is DcState.FENCED
-    assert d.core.may_write(d.now).reason is Reason.CONSUL_UNAVAILABLE
+    ans = d.core.may_write(d.now)
+    assert not ans.allowed and ans.reason is Reason.CONSUL_UNAVAILABLE and ans.token is None
     assert d.core.health.failures == 1
+    d.advance(expiry)
+    assert state(d) is DcState.FENCED
+    assert d.core.token is None
+    assert not d.core.may_write(d.now).allowed
 
 
-def test_no_cluster_leader_fences_with_no_consul_leader() -> None:
+def test_local_error_healed_within_the_lease_keeps_the_token() -> None:
+    d = driver()
+    d.to_writable(token=42)
+    d.next_round(3, txn=ConsulTimeout("timed out"))
+    assert not d.core.may_write(d.now).allowed
+    d.next_round(4)
+    ans = d.core.may_write(d.now)
+    assert ans.allowed and ans.token == 42
+    assert state(d) is DcState.WRITABLE
+
+
+def test_no_cluster_leader_answers_no_consul_leader_then_fences_at_lease_end() -> None:
     d = driver()
     d.to_writable()
+    expiry = d.core.lease_expiry
+    assert expiry is not None
     d.next_round(3, txn=text(500, "No cluster leader"))
-    assert state(d) is DcState.FENCED
     assert d.core.may_write(d.now).reason is Reason.NO_CONSUL_LEADER
     assert d.core.status(d.now).consul_error
+    d.advance(expiry)
+    assert state(d) is DcState.FENCED
+    assert d.core.may_write(d.now).reason is Reason.NO_CONSUL_LEADER
+
+
+def test_one_unconfirmed_round_keeps_the_yes_until_the_lease_runs_out() -> None:
+    """A slow or lost probe is not a partition: the lease, not one round, ends a yes."""
+    d = driver()
+    d.to_writable(token=42)
+    d.next_round(3, peers_ok=False)
+    expiry = d.core.lease_expiry
+    assert expiry is not None and d.now < expiry
+    ans = d.core.may_write(d.now)
+    assert ans.allowed and ans.token == 42
+    assert ans.valid_for == expiry - d.now
+    d.next_round(4)
+    ans = d.core.may_write(d.now)
+    assert ans.allowed and ans.token == 42
+    assert d.core.lease_expiry is not None and d.core.lease_expiry > expiry
+
+
+def test_a_failed_read_makes_the_peer_down_in_the_next_round() -> None:
+    """Fence latency: confirmation stops at the first round whose peer reads fail."""
+    d = driver()
+    d.to_writable(token=42)
+    d.next_round(3)
+    confirmed_expiry = d.core.lease_expiry
+    d.next_round(4, peers_ok=False)
+    assert d.core.lease_expiry == confirmed_expiry
+    assert not d.core.last_round_confirmed
 
 
 def test_non_consul_exception_from_shell_reads_as_unavailable() -> None:

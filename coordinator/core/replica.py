@@ -9,14 +9,19 @@ It glues together, on one monotonic clock passed in as `now`:
 * `Extras` (extras.py): WAN members and RTTs for display.
 
 After every entry point the core RECONCILES: it consumes round and catch-up outcomes and
-fences on any doubt (kazoo rule): a round that does not confirm, a lease that ran out,
-leadership lost, any local Consul failure, an admin fence (sticky until unfence), a
-failed catch-up. Then it recomputes the may-write answer and bumps `answer_index` if the
-(allowed, token, reason) triple changed; `next_deadline` includes the lease expiry so the
+FENCES (state FENCED, token dropped, a later yes needs catching-up and a new token) when
+the lease ran out, leadership was lost, an admin fenced (sticky until unfence), or a
+catch-up failed or was interrupted. Doubt that does not yet end the lease answers NO at
+once without fencing (kazoo rule): a local Consul failure (reason from `health`). A round
+that merely fails to confirm (a slow or lost probe) only stops extending the lease: the
+lease of the last confirming round is exactly what bounds a cut-off DC's writes, so
+fencing earlier would add false fences on the majority side and no safety. Then it
+recomputes the may-write answer and bumps `answer_index` if the (allowed, token, reason)
+triple changed; `next_deadline` includes the lease expiry so the
 shell calls `on_timer` when a yes runs out.
 
 may_write(now) says yes only when: started, not shutting down, not a witness, leader,
-state WRITABLE, the last completed round confirmed, now < lease_expiry (t0 of the last
+state WRITABLE, no local Consul error outstanding, now < lease_expiry (t0 of the last
 confirming round + lease), and a token is set. Nothing raises out of the core: Consul
 failures are typed results handled where they arrive.
 """
@@ -241,8 +246,6 @@ class ReplicaCore:
             return Reason.CATCHING_UP
         if state is DcState.FENCED:
             return self.dcstate.fence_reason or Reason.NOT_IN_QUORUM
-        if not self.last_round_confirmed:
-            return Reason.NOT_IN_QUORUM
         if self.lease_expiry is None or now >= self.lease_expiry:
             return Reason.LEASE_EXPIRED
         if self.token is None:
@@ -292,7 +295,7 @@ class ReplicaCore:
 
     def _reconcile_once(self, now: float) -> list[Command]:
         cmds: list[Command] = []
-        if self.health.error is not None and self.dcstate.state is not DcState.FENCED:
+        if self.health.error is not None and self.dcstate.state is DcState.CATCHING_UP:
             cmds += self._fence(now, self.health.error)
         if self.prober is not None:
             for outcome in self.prober.take_outcomes():
@@ -341,9 +344,15 @@ class ReplicaCore:
         if outcome.txn_ok:
             self.election.note_proof(outcome.t0)
         if not outcome.confirmed:
+            # Absence of confirmation is not proof of a partition: the lease of the last
+            # confirming round still bounds this DC's writes (docs/safety.md), so the DC
+            # stays in its state until that lease runs out (`_tick`). A local Consul error
+            # answers no at once through `health` (kazoo rule) without burning the token.
             self.last_round_confirmed = False
-            err = outcome.local_error
-            return self._fence(now, reason_for(err) if err is not None else Reason.NOT_IN_QUORUM)
+            if self.dcstate.state is not DcState.WRITABLE:
+                err = outcome.local_error
+                return self._fence(now, reason_for(err) if err is not None else Reason.NOT_IN_QUORUM)
+            return []
         self.last_round_confirmed = True
         expiry = outcome.t0 + self.timers.lease
         if self.lease_expiry is None or expiry > self.lease_expiry:
