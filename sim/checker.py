@@ -42,6 +42,12 @@ from coordinator.core.topology import Topology
 from sim.history import Event, topology_from_json
 from sim.world.truth import quorum_cliques, quorum_members
 
+SAFETY_INVARIANTS = (
+    "one-writable-per-dc", "witness-never-writable", "quorum-rule", "fenced-before-takeover",
+    "token-monotonic", "resource-stale-write",
+)
+LIVENESS_INVARIANTS = ("majority-never-fenced", "liveness-writable")
+
 STATIC_CUT_FAULTS = frozenset({"cut", "oneway", "isolate", "partition", "ring", "bridge"})
 """Fault kinds that only change link state, once at start and once at end."""
 

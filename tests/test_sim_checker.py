@@ -1,0 +1,95 @@
+"""The history checker on hand-written histories: each invariant fires when broken, not otherwise."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from coordinator.core.timers import derive
+from sim.checker import Checker, check_history
+from sim.history import meta_event
+from sim.world.runs import explore_topology
+
+TOPO = explore_topology(3)
+META = meta_event(TOPO, 1, "lab", {"dc1": 2, "dc2": 2, "dc3": 2})
+
+
+def rep(t: float, dc: str, replica: str, allowed: bool, token: int | None = None) -> dict[str, Any]:
+    return {"t": t, "kind": "replica", "dc": dc, "replica": replica, "role": "leader",
+            "state": "writable" if allowed else "fenced", "allowed": allowed, "token": token,
+            "reason": None if allowed else "not-in-quorum"}
+
+
+def cut(t: float, a: str, b: str, up: bool = False) -> list[dict[str, Any]]:
+    return [{"t": t, "kind": "link", "from": a, "to": b, "up": up},
+            {"t": t, "kind": "link", "from": b, "to": a, "up": up}]
+
+
+def names(violations: list[Any]) -> list[str]:
+    return [v.invariant for v in violations]
+
+
+def test_two_writable_replicas_in_one_dc() -> None:
+    events = [META, rep(1, "dc1", "dc1-1", True, 5), rep(2, "dc1", "dc1-2", True, 6)]
+    assert "one-writable-per-dc" in names(check_history(events))
+
+
+def test_handover_is_fine_and_token_must_grow() -> None:
+    ok = [META, rep(1, "dc1", "dc1-1", True, 5), rep(2, "dc1", "dc1-1", False),
+          rep(3, "dc1", "dc1-2", True, 9), rep(4, "dc1", "dc1-2", True, 9)]
+    assert check_history(ok) == []
+    bad = [META, rep(1, "dc1", "dc1-1", True, 5), rep(2, "dc1", "dc1-1", False), rep(3, "dc1", "dc1-2", True, 5)]
+    assert names(check_history(bad)) == ["token-monotonic"]
+
+
+def test_resource_accepting_a_lower_token() -> None:
+    events = [META,
+              {"t": 1, "kind": "write", "dc": "dc1", "replica": "dc1-1", "token": 7, "accepted": True},
+              {"t": 2, "kind": "write", "dc": "dc1", "replica": "dc1-2", "token": 6, "accepted": True}]
+    assert names(check_history(events)) == ["resource-stale-write"]
+    rejected = [*events[:2], {**events[2], "accepted": False}]
+    assert check_history(rejected) == []
+
+
+def test_isolated_dc_must_fence_within_the_grace() -> None:
+    checker = Checker(META)
+    grace = checker.grace_links
+    isolation = [*cut(10, "dc1", "dc2"), *cut(10, "dc1", "dc3")]
+    in_time = [META, rep(1, "dc1", "dc1-1", True, 3), *isolation, rep(10 + grace * 0.9, "dc1", "dc1-1", False)]
+    assert check_history(in_time) == []
+    too_late = [META, rep(1, "dc1", "dc1-1", True, 3), *isolation, rep(10 + grace * 1.1, "dc1", "dc1-1", False)]
+    found = check_history(too_late)
+    assert names(found)[0] == "quorum-rule"
+    assert abs(found[0].t - (10 + grace)) < 1e-6, "the deadline fires at the grace, not at the next event"
+
+
+def test_fenced_before_takeover_when_grace_is_generous() -> None:
+    takeover = derive(TOPO.timers).takeover_after
+    events = [META, rep(1, "dc1", "dc1-1", True, 3), *cut(10, "dc1", "dc2"), *cut(10, "dc1", "dc3"),
+              {"t": 10 + takeover + 1, "kind": "end"}]
+    assert set(names(check_history(events))) == {"quorum-rule", "fenced-before-takeover"}
+
+
+def test_witness_never_writable() -> None:
+    from coordinator.core.topology import DcSpec, Topology
+
+    topo = Topology("c", (DcSpec("a"), DcSpec("b"), DcSpec("w", witness=True)))
+    meta = meta_event(topo, 1, "lab", {"a": 1, "b": 1, "w": 1})
+    assert names(check_history([meta, rep(1, "w", "w-1", True, 1)])) == ["witness-never-writable"]
+
+
+def test_liveness_after_quiet() -> None:
+    bound = 30.0
+    events = [META, rep(1, "dc1", "dc1-1", True, 1), rep(1, "dc2", "dc2-1", True, 1),
+              {"t": 5, "kind": "quiet"}, rep(20, "dc3", "dc3-1", True, 2), {"t": 100, "kind": "end"}]
+    assert check_history(events, liveness_bound=bound) == []
+    late = [*events[:4], rep(50, "dc3", "dc3-1", True, 2), {"t": 100, "kind": "end"}]
+    found = check_history(late, liveness_bound=bound)
+    assert names(found) == ["liveness-writable"] and found[0].dc == "dc3"
+
+
+def test_majority_side_must_stay_writable_during_a_minority_partition() -> None:
+    start = [META, rep(1, "dc1", "dc1-1", True, 1), rep(1, "dc2", "dc2-1", True, 1),
+             {"t": 10, "kind": "fault", "phase": "start", "id": 1, "fault": "isolate", "description": "",
+              "dcs": ["dc3"], "links": []}, *cut(10, "dc3", "dc1"), *cut(10, "dc3", "dc2")]
+    assert check_history([*start, rep(20, "dc1", "dc1-1", False)])[0].invariant == "majority-never-fenced"
+    assert check_history([*start, rep(20, "dc3", "dc3-1", False)]) == []
