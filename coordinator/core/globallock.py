@@ -184,8 +184,10 @@ class GlobalLock:
             times.append(end if end is not None else -math.inf)
             if self.dc_until is not None:
                 times.append(self.dc_until)
-        elif self.role is GlobalRole.IDLE and self.round is None:
-            times.append(self._acquire_time())
+        elif self.role is GlobalRole.IDLE and self.round is None and self.dc_until is not None:
+            at = self._acquire_time()
+            if at < self.dc_until:
+                times.append(at)
         finite = [t for t in times if math.isfinite(t)]
         return min(finite) if finite else None
 
