@@ -194,7 +194,7 @@ CASES: list[tuple[str, str, list[str]]] = [
         "# header\n- cluster: demo\n",
         [
             "topology.yaml:2: the top level must be a mapping with keys "
-            "cluster, datacenters, timers, catch_up, tie_breaker, got a list"
+            "cluster, datacenters, timers, catch_up, tie_breaker, global_locks, got a list"
         ],
     ),
     (
@@ -202,7 +202,7 @@ CASES: list[tuple[str, str, list[str]]] = [
         "",
         [
             "topology.yaml:1: the file is empty; expected a mapping with keys "
-            "cluster, datacenters, timers, catch_up, tie_breaker"
+            "cluster, datacenters, timers, catch_up, tie_breaker, global_locks"
         ],
     ),
     (

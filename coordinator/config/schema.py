@@ -15,6 +15,7 @@ from dataclasses import fields
 import yaml
 
 from coordinator.config.durations import HINT, DurationError, parse_duration
+from coordinator.config.global_locks import read_global_locks
 from coordinator.config.nodes import (
     Entry,
     IssueSink,
@@ -92,9 +93,19 @@ class _Reader:
         tie = self.tie_breaker(top.get("tie_breaker"))
         timers = self.timers(top.get("timers"), node)
         catch_up = self.catch_up(top["catch_up"]) if "catch_up" in top else CatchUp()
+        locks = read_global_locks(self, top["global_locks"], timers) if "global_locks" in top else ()
         if self.sink.errors or cluster is None or dcs is None or timers is None or catch_up is None:
             return None
-        topo = Topology(cluster=cluster, datacenters=dcs, timers=timers, catch_up=catch_up, tie_breaker=tie)
+        if locks is None:
+            return None
+        topo = Topology(
+            cluster=cluster,
+            datacenters=dcs,
+            timers=timers,
+            catch_up=catch_up,
+            tie_breaker=tie,
+            global_locks=locks,
+        )
         self.warn_half_split(topo, top["datacenters"])
         return topo
 
