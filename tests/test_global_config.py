@@ -50,3 +50,11 @@ def test_errors_carry_file_and_line() -> None:
     assert any("t.yaml:8" in i for i in issues), issues
     issues = _issues(BASE + "global_locks: [a]\n")
     assert any("t.yaml:6" in i and "mapping" in i for i in issues), issues
+
+
+def test_dump_round_trips_locks() -> None:
+    from coordinator.config.dump import dump_topology
+
+    text = BASE + "global_locks:\n  email-sender:\n    lease: 4s\n    margin: 600ms\n"
+    topo = load_topology_text(text, "t.yaml").topology
+    assert load_topology_text(dump_topology(topo), "d.yaml").topology == topo

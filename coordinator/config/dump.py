@@ -28,4 +28,11 @@ def dump_topology(topo: Topology) -> str:
             "copy_prefixes": list(topo.catch_up.copy_prefixes),
         },
     }
+    if topo.global_locks:
+        doc["global_locks"] = {
+            lock.name: {
+                f.name: format_duration(getattr(lock, f.name)) for f in fields(lock) if f.name != "name"
+            }
+            for lock in topo.global_locks
+        }
     return yaml.safe_dump(doc, sort_keys=False, default_flow_style=False, allow_unicode=False)
