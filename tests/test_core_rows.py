@@ -171,10 +171,14 @@ def test_same_seq_and_failures_give_no_evidence_and_forget_nothing() -> None:
     t = tracker()
     t.observe_row("b", row(1), sent_at=1.0)
     t.observe_row("b", row(2), sent_at=1.5)
+    assert t.fresh("b", 2.0)
     for sent in (2.0, 2.5, 3.0):
         t.observe_failure("b", sent)
+        assert not t.fresh("b", sent)  # a failed latest read makes the peer down at once
+    assert t.reach(2.0) == {"b": ReachEntry(ok=False, age=1.0)}
     t.observe_row("b", row(2), sent_at=3.5)
     assert t.evidence_time("b") == 1.0
+    assert t.fresh("b", 2.5) and not t.fresh("b", 2.6)
     t.observe_row("b", row(3), sent_at=4.0)
     assert t.evidence_time("b") == 3.5
 
@@ -199,8 +203,9 @@ def test_evidence_never_goes_backwards_and_stale_reports_are_ignored() -> None:
     t.observe_row("b", row(1), sent_at=5.0)
     t.observe_row("b", row(2), sent_at=6.0)
     t.observe_row("b", row(3), sent_at=4.0)
+    t.observe_failure("b", 4.5)
     assert t.evidence_time("b") == 5.0
-    assert t.row("b") == row(2)
+    assert t.row("b") == row(2) and t.fresh("b", 6.0)
 
 
 def test_a_row_naming_another_dc_is_a_failure() -> None:

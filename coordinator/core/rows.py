@@ -178,6 +178,10 @@ class _Peer:
     """Lower bound (my clock) of a moment the peer's leader was alive and wrote its row."""
     row: Row | None = None
     """The row returned by the last successful read."""
+    latest_failed: bool = False
+    """The latest read (by send time) failed: the peer counts as not fresh until one succeeds."""
+    latest_sent: float | None = None
+    """Send time of the latest read, successful or not."""
     row_written_by: float | None = None
     """Upper bound (my clock) on when `row` was written: first read returning it, + answer bound."""
     last_failed: bool = False
