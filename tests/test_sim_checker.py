@@ -37,7 +37,8 @@ def test_handover_is_fine_and_token_must_grow() -> None:
     ok = [META, rep(1, "dc1", "dc1-1", True, 5), rep(2, "dc1", "dc1-1", False),
           rep(3, "dc1", "dc1-2", True, 9), rep(4, "dc1", "dc1-2", True, 9)]
     assert check_history(ok) == []
-    bad = [META, rep(1, "dc1", "dc1-1", True, 5), rep(2, "dc1", "dc1-1", False), rep(3, "dc1", "dc1-2", True, 5)]
+    bad = [META, rep(1, "dc1", "dc1-1", True, 5), rep(2, "dc1", "dc1-1", False),
+           rep(3, "dc1", "dc1-2", True, 5)]
     assert names(check_history(bad)) == ["token-monotonic"]
 
 
@@ -54,9 +55,10 @@ def test_isolated_dc_must_fence_within_the_grace() -> None:
     checker = Checker(META)
     grace = checker.grace_links
     isolation = [*cut(10, "dc1", "dc2"), *cut(10, "dc1", "dc3")]
-    in_time = [META, rep(1, "dc1", "dc1-1", True, 3), *isolation, rep(10 + grace * 0.9, "dc1", "dc1-1", False)]
+    writable = rep(1, "dc1", "dc1-1", True, 3)
+    in_time = [META, writable, *isolation, rep(10 + grace * 0.9, "dc1", "dc1-1", False)]
     assert check_history(in_time) == []
-    too_late = [META, rep(1, "dc1", "dc1-1", True, 3), *isolation, rep(10 + grace * 1.1, "dc1", "dc1-1", False)]
+    too_late = [META, writable, *isolation, rep(10 + grace * 1.1, "dc1", "dc1-1", False)]
     found = check_history(too_late)
     assert names(found)[0] == "quorum-rule"
     assert abs(found[0].t - (10 + grace)) < 1e-6, "the deadline fires at the grace, not at the next event"

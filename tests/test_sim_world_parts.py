@@ -7,8 +7,8 @@ import random
 from sim.world.clock import EventQueue
 from sim.world.faults import FaultSpec, affected_links
 from sim.world.network import Network
-from sim.world.truth import quorum_cliques, quorum_members
 from sim.world.runs import explore_topology
+from sim.world.truth import quorum_cliques, quorum_members
 
 DCS = ("dc1", "dc2", "dc3", "dc4", "dc5")
 
@@ -29,7 +29,10 @@ def test_events_run_in_time_then_schedule_order_and_cancel_is_honoured() -> None
 def test_scheduling_in_the_past_runs_now_not_before() -> None:
     q = EventQueue()
     times: list[float] = []
-    q.schedule(3.0, lambda: q.schedule(1.0, lambda: times.append(q.now)))
+    def later() -> None:
+        q.schedule(1.0, lambda: times.append(q.now))
+
+    q.schedule(3.0, later)
     q.run_until(10.0)
     assert times == [3.0]
 
@@ -65,8 +68,10 @@ def test_majorities_ring_leaves_no_quorum_clique_and_bridge_leaves_two() -> None
     topo = explore_topology(5)
     ring = affected_links(FaultSpec("ring", 0.0, dcs=DCS), DCS)
     assert quorum_members(topo, ring) == frozenset()
-    bridge = affected_links(FaultSpec("bridge", 0.0, dcs=("dc3",), groups=(("dc1", "dc2"), ("dc4", "dc5"))), DCS)
-    assert quorum_cliques(topo, bridge) == [frozenset({"dc1", "dc2", "dc3"}), frozenset({"dc3", "dc4", "dc5"})]
+    spec = FaultSpec("bridge", 0.0, dcs=("dc3",), groups=(("dc1", "dc2"), ("dc4", "dc5")))
+    bridge = affected_links(spec, DCS)
+    expected = [frozenset({"dc1", "dc2", "dc3"}), frozenset({"dc3", "dc4", "dc5"})]
+    assert quorum_cliques(topo, bridge) == expected
 
 
 def test_one_way_cut_breaks_the_pair_for_quorum() -> None:

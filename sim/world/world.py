@@ -309,11 +309,16 @@ class World:
 
     # -- running ---------------------------------------------------------------------------
 
-    def run(self, duration: float) -> RunResult:
+    def inject(self, spec: FaultSpec) -> None:
+        """Start `spec` now (ignoring `spec.at`); it ends after its duration, if any."""
+        self._start_fault(spec, None)
+
+    def run_until(self, t: float) -> None:
+        """Process every event due by `t`, firing checker deadlines in time order."""
         queue = self.queue
         while True:
             nxt = queue.peek()
-            if nxt is None or nxt > duration:
+            if nxt is None or nxt > t:
                 break
             check_at = self._check_at
             if check_at is not None and check_at <= nxt:
@@ -322,14 +327,17 @@ class World:
                 self._check_at = self.checker.next_deadline()
                 continue
             queue.run_next()
-        queue.now = max(queue.now, duration)
+        queue.now = max(queue.now, t)
+
+    def run(self, duration: float) -> RunResult:
+        self.run_until(duration)
         self.emit({"t": duration, "kind": "end"})
         return RunResult(
             seed=self.config.seed,
             simulated_s=duration,
             violations=self.violations,
             history=self.history,
-            events=queue.processed,
+            events=self.queue.processed,
             requests=self.fabric.requests,
             stats={"writes": self.writes, "rejected_writes": self.rejected_writes},
         )
