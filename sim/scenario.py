@@ -24,7 +24,7 @@ from sim.world.faults import HOOK_MODES, KINDS, FaultSpec
 
 TOP_KEYS = (
     "name", "description", "topology", "replicas", "duration", "quiet_at", "network", "clock_drift",
-    "hooks", "liveness_bound", "write_interval", "faults",
+    "hooks", "liveness_bound", "write_interval", "write_prep", "faults",
 )
 FAULT_KEYS = (
     "at", "kind", "for", "dc", "between", "oneway", "groups", "order", "bridge", "replica", "delay",
@@ -57,6 +57,8 @@ class Scenario:
     hook_duration: tuple[float, float] = (0.2, 2.0)
     liveness_bound: float | None = None
     write_interval: float = 1.0
+    write_prep: float = 0.02
+    """Upper bound of the application's think time between a yes and its write."""
     source: str = "<scenario>"
 
     def effective_quiet_at(self) -> float:
@@ -330,6 +332,8 @@ def read_scenario(node: yaml.Node | None, loader: yaml.SafeLoader, sink: IssueSi
     for key in ("quiet_at", "liveness_bound"):
         if key in top:
             extra[key] = r.seconds(top[key].value, key)
+    if "write_prep" in top:
+        extra["write_prep"] = r.seconds(top["write_prep"].value, "write_prep")
     if "write_interval" in top:
         extra["write_interval"] = r.seconds(top["write_interval"].value, "write_interval", minimum=0.01)
     if "description" in top:

@@ -68,6 +68,7 @@ def test_paused_leader_loses_to_a_higher_token_and_its_late_write_is_rejected() 
     tokens = [e["token"] for e in result.history
               if e["kind"] == "replica" and e["dc"] == "dc1" and e["allowed"]]
     assert len(set(tokens)) >= 2 and tokens == sorted(tokens)
+    assert result.stats["rejected_writes"] >= 1, "the paused application's late write must be rejected"
     assert not [v for v in result.violations if v.invariant in SAFETY_INVARIANTS]
 
 

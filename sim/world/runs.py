@@ -27,6 +27,7 @@ def scenario_world(scenario: Scenario, seed: int, record: bool = True) -> World:
         clock_drift=scenario.clock_drift,
         hook_duration=scenario.hook_duration,
         write_interval=scenario.write_interval,
+        write_prep=scenario.write_prep,
         liveness_bound=scenario.liveness_bound,
         scenario=scenario.name,
         record=record,

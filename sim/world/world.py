@@ -46,6 +46,7 @@ class WorldConfig:
     clock_drift: str = "random"
     hook_duration: tuple[float, float] = (0.2, 2.0)
     write_interval: float = 1.0
+    write_prep: float = WRITE_PREP
     liveness_bound: float | None = None
     scenario: str | None = None
     record: bool = True
@@ -162,7 +163,8 @@ class World:
         answer = host.answer()
         if answer is None or not answer.allowed or answer.token is None:
             return
-        self.queue.after(WRITE_PREP * self.rng.random(), self._write_send, host, answer.token, host.restarts)
+        think = self.config.write_prep * self.rng.random()
+        self.queue.after(think, self._write_send, host, answer.token, host.restarts)
 
     def _write_send(self, host: ReplicaHost, token: int, incarnation: int) -> None:
         if host.mode == ReplicaHost.DOWN or host.restarts != incarnation:
