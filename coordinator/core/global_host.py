@@ -6,6 +6,8 @@ The DC leader's `ReplicaCore` owns one. Contract (all pure, `now` passed in):
 * `set_dc(now, valid_until)` after every step: until when this DC may write (None: not);
 * `on_timer(now)` whenever `now >= next_deadline()`; results of requests whose kind starts
   with "global." go to `handle`;
+* or, simplest, call `drive(now, identity, dc_valid_until)` after every step: it does
+  begin/stop on identity changes, then set_dc and on_timer;
 * `answer(name, now)` is what `GET /v1/locks/<name>` shows; `index` moves whenever any
   lock's (held, term) changes.
 """
@@ -26,6 +28,20 @@ class GlobalLocks:
             spec.name: GlobalLock(spec=spec, topology=topology, dc=dc, inflight=inflight)
             for spec in topology.global_locks
         }
+
+        self.identity: str | None = None
+
+    def drive(self, now: float, identity: str | None, dc_valid_until: float | None) -> list[Command]:
+        """One step: `identity` is "<dc>/<replica>/<session>" while we lead our DC, else None;
+        `dc_valid_until` is when our DC's may-write "yes" ends (None: it says no now)."""
+        cmds: list[Command] = []
+        if identity != self.identity:
+            cmds += self.stop(now) if identity is None else self.begin(now, identity)
+            self.identity = identity
+        if identity is not None:
+            cmds += self.set_dc(now, dc_valid_until)
+            cmds += self.on_timer(now)
+        return cmds
 
     @property
     def index(self) -> int:

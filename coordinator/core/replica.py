@@ -37,6 +37,7 @@ from coordinator.core.catchup import CatchUpRunner, Outcome
 from coordinator.core.dcstate import DcEvent, DcState, DcStateMachine
 from coordinator.core.election import Election, Role
 from coordinator.core.extras import Extras
+from coordinator.core.global_host import GlobalLocks
 from coordinator.core.plumbing import Inflight, Keys, LocalHealth, Result, reason_for
 from coordinator.core.probe import Prober, RoundOutcome
 from coordinator.core.protocol import (
@@ -87,6 +88,8 @@ class ReplicaCore:
             health=self.health,
         )
         self.extras = Extras(dc, self.inflight)
+        self.globals = GlobalLocks(topology, dc, self.inflight)
+        """Cross-DC locks (global_host.py): driven after every step while we lead the DC."""
         self.prober: Prober | None = None
         self._next_seq = 1
         self.last_round: RoundOutcome | None = None
@@ -139,6 +142,7 @@ class ReplicaCore:
             times.append(self.extras.next_deadline())
         if self.dcstate.state is not DcState.FENCED and self.lease_expiry is not None:
             times.append(self.lease_expiry)
+        times.append(self.globals.next_deadline())
         finite = [t for t in times if t is not None and math.isfinite(t)]
         return min(finite) if finite else None
 
@@ -163,6 +167,8 @@ class ReplicaCore:
                 return self.catchup.handle(pending, res, now)
             if owner == "extras":
                 return self.extras.handle(pending, res, now)
+            if owner == "global":
+                return self.globals.handle(pending, res, now)
             return []
 
         return self._run(now, dispatch)
@@ -258,12 +264,20 @@ class ReplicaCore:
         cmds = step()
         if not self.shutting_down:
             cmds += self._reconcile(now)
+            cmds += self._drive_globals(now)
         key = self._key(now)
         if key != self._answer_key:
             self._answer_key = key
             self._answer_index += 1
         self._cached = self._compute(now)
         return cmds
+
+    def _drive_globals(self, now: float) -> list[Command]:
+        session = self.election.session_id
+        leading = self.election.is_leader and self.prober is not None and session is not None
+        identity = f"{self.dc}/{self.replica_id}/{session}" if leading else None
+        dc_until = self.lease_expiry if self._verdict(now) is None else None
+        return self.globals.drive(now, identity, dc_until)
 
     def _key(self, now: float) -> tuple[bool, int | None, Reason | None]:
         reason = self._verdict(now)
@@ -407,6 +421,7 @@ class ReplicaCore:
             self.election.role = Role.STOPPED
             return []
         cmds = self.inflight.cancel_all()
+        self.globals.drive(now, None, None)
         self.catchup.abort()
         if self.prober is not None:
             self.prober.abort()
