@@ -82,6 +82,13 @@ def test_update_and_deregister_of_unknown_check_are_404() -> None:
     assert (r.status, r.text) == (404, _unknown_check("nope"))
 
 
+def test_deregister_of_unknown_service_is_404() -> None:
+    dc = Dc()
+    r = dc.reply("PUT", "/v1/agent/service/deregister/nope")
+    assert (r.status, r.text) == (404, 'Unknown service ID "nope". Ensure that the service ID is passed, '
+                                       "not the service name.")
+
+
 def test_ttl_update_of_non_ttl_check_is_500_no_associated_ttl() -> None:
     """A known check that is not a TTL check reaches updateTTLCheck: 500 with its text."""
     dc = Dc()

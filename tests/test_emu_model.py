@@ -445,7 +445,8 @@ def test_agent_self_catalog_and_health_shapes() -> None:
     statuses = {c["CheckID"]: c["Status"] for c in node_checks}
     assert statuses == {"serfHealth": "passing", "service:web": "passing"}
     r = emu.ok("PUT", "/v1/agent/check/pass/unknown")
-    assert (r.status, r.text) == (500, 'CheckID "unknown" does not have associated TTL')
+    assert (r.status, r.text) == (404, 'Unknown check ID "unknown". Ensure that the check ID is passed, '
+                                       "not the check name.")
 
 
 def test_deregister_critical_service_after() -> None:

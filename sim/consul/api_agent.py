@@ -19,6 +19,24 @@ if TYPE_CHECKING:
 VERSION = "1.17.0"
 
 
+def _put_only(handler: Handler) -> Handler:
+    """agent/http_register.go registers agent writes for PUT only: anything else is 405."""
+    def wrapped(call: Call) -> Outcome:
+        if call.req.method != "PUT":
+            from sim.consul.api import method_not_allowed
+
+            return method_not_allowed(call, ["PUT"])
+        return handler(call)
+    return wrapped
+
+
+def _unknown_check(check_id: str) -> Reply:
+    """vetCheckUpdateWithAuthorizer (Consul >= 1.11): updates and deregistrations of a check
+    the agent does not know are 404 before anything else happens."""
+    return text_reply(404, f'Unknown check ID "{check_id}". Ensure that the check ID is passed, '
+                           "not the check name.")
+
+
 def _body(call: Call) -> dict[str, Any] | Reply:
     try:
         body = json.loads(call.req.body or b"{}")
@@ -123,12 +141,16 @@ def check_register(call: Call) -> Outcome:
 
 
 def check_deregister(call: Call) -> Outcome:
+    if call.rest not in call.dc.agent.checks:
+        return _unknown_check(call.rest)
     call.dc.agent_check_deregister(call.rest, call.now)
     return Reply(200, {}, b"")
 
 
 def _check_status(status: str) -> Any:
     def handler(call: Call) -> Outcome:
+        if call.rest not in call.dc.agent.checks:
+            return _unknown_check(call.rest)
         call.dc.agent_check_update(call.rest, status, call.req.param("note") or "", call.now)
         return Reply(200, {}, b"")
     return handler
@@ -141,6 +163,8 @@ def check_update(call: Call) -> Outcome:
     status = str(_field(body, "Status"))
     if status not in cat.STATUSES:
         return text_reply(400, f"Invalid check status: '{status}'")
+    if call.rest not in call.dc.agent.checks:
+        return _unknown_check(call.rest)
     call.dc.agent_check_update(call.rest, status, str(_field(body, "Output")), call.now)
     return Reply(200, {}, b"")
 
@@ -174,6 +198,9 @@ def service_register(call: Call) -> Outcome:
 
 
 def service_deregister(call: Call) -> Outcome:
+    if call.rest not in call.dc.agent.services:
+        return text_reply(404, f'Unknown service ID "{call.rest}". Ensure that the service ID is '
+                               "passed, not the service name.")
     call.dc.agent_service_deregister(call.rest, call.now)
     return Reply(200, {}, b"")
 
@@ -262,14 +289,14 @@ ROUTES: list[tuple[str, bool, Handler]] = [
     ("/v1/agent/members", False, members),
     ("/v1/agent/checks", False, agent_checks),
     ("/v1/agent/services", False, agent_services),
-    ("/v1/agent/check/register", False, check_register),
-    ("/v1/agent/check/deregister/", True, check_deregister),
-    ("/v1/agent/check/pass/", True, _check_status(cat.PASSING)),
-    ("/v1/agent/check/warn/", True, _check_status(cat.WARNING)),
-    ("/v1/agent/check/fail/", True, _check_status(cat.CRITICAL)),
-    ("/v1/agent/check/update/", True, check_update),
-    ("/v1/agent/service/register", False, service_register),
-    ("/v1/agent/service/deregister/", True, service_deregister),
+    ("/v1/agent/check/register", False, _put_only(check_register)),
+    ("/v1/agent/check/deregister/", True, _put_only(check_deregister)),
+    ("/v1/agent/check/pass/", True, _put_only(_check_status(cat.PASSING))),
+    ("/v1/agent/check/warn/", True, _put_only(_check_status(cat.WARNING))),
+    ("/v1/agent/check/fail/", True, _put_only(_check_status(cat.CRITICAL))),
+    ("/v1/agent/check/update/", True, _put_only(check_update)),
+    ("/v1/agent/service/register", False, _put_only(service_register)),
+    ("/v1/agent/service/deregister/", True, _put_only(service_deregister)),
     ("/v1/catalog/datacenters", False, catalog_datacenters),
     ("/v1/catalog/nodes", False, catalog_nodes),
     ("/v1/catalog/services", False, catalog_services),
