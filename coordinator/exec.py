@@ -79,6 +79,12 @@ def add_exec_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--id", help="replica id (default: hostname-exec-pid)")
     parser.add_argument("--api", help="follow this coordinator API instead of running a replica")
     parser.add_argument(
+        "--global",
+        dest="global_lock",
+        metavar="NAME",
+        help="run CMD only while this DC holds the cross-DC lock NAME (topology global_locks)",
+    )
+    parser.add_argument(
         "--grace",
         type=float,
         help=f"stop CMD this many seconds before the lease ends (default {DEFAULT_GRACE_FRACTION} x lease)",
@@ -98,9 +104,14 @@ def _command(args: argparse.Namespace) -> tuple[str, ...]:
 
 
 def _source(args: argparse.Namespace, environ: Mapping[str, str]) -> GrantSource:
+    name = getattr(args, "global_lock", None)
     if args.api:
         if args.config or args.dc or args.consul or args.id:
             raise UsageError("--api follows an existing coordinator: drop --config/--dc/--consul/--id")
+        if name:
+            from coordinator.exec_global import GlobalApiSource
+
+            return GlobalApiSource(args.api, name)
         return ApiSource(args.api)
     if not args.config:
         raise UsageError("exec needs --config topology.yaml (own replica) or --api URL (follow one)")
@@ -108,6 +119,10 @@ def _source(args: argparse.Namespace, environ: Mapping[str, str]) -> GrantSource
 
     replica_id = args.id or f"{socket.gethostname()}-exec-{os.getpid()}"
     opts = RunOptions(config=args.config, dc=args.dc, consul=args.consul, replica_id=replica_id)
+    if name:
+        from coordinator.exec_global import GlobalReplicaSource
+
+        return GlobalReplicaSource(opts, environ, name)
     return ReplicaSource(opts, environ)
 
 
