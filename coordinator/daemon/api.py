@@ -27,6 +27,7 @@ from importlib import resources
 from typing import Any
 
 from aiohttp import web
+from multidict import CIMultiDict
 
 from coordinator.core.protocol import AdminAction, MayWriteAnswer
 from coordinator.daemon.blocking import BlockingParamError, parse_blocking
@@ -50,11 +51,16 @@ def error_response(status: int, message: str, headers: dict[str, str] | None = N
 
 
 class _AnswerEncoder:
-    """Encodes MayWriteAnswers; caches everything but ``valid_for_ms`` per distinct answer."""
+    """Encodes MayWriteAnswers; caches everything but ``valid_for_ms`` per distinct answer.
+
+    `headers` is the cached header block of the last encoded answer (Content-Type and
+    ``X-Coordinator-Index``); aiohttp copies it into each response, so it is never mutated.
+    """
 
     def __init__(self) -> None:
         self._key: tuple[Any, ...] | None = None
         self._bytes = b""
+        self.headers: CIMultiDict[str] = CIMultiDict()
 
     def encode(self, ans: MayWriteAnswer) -> bytes:
         key = (ans.allowed, ans.index, ans.dc, ans.reason, ans.leader, ans.token, ans.quorum)
@@ -79,6 +85,7 @@ class _AnswerEncoder:
                     "index": ans.index,
                 }
                 self._bytes = _dumps(no)
+            self.headers = CIMultiDict({"Content-Type": _JSON, INDEX_HEADER: str(ans.index)})
             self._key = key
         if ans.allowed:
             return self._bytes + b"%d}" % max(int(ans.valid_for * 1000), 0)
@@ -107,7 +114,13 @@ class Api:
             ("/v1/unfence", "POST", self._admin_handler(AdminAction.UNFENCE)),
         ]
         for path, method, handler in routes:
-            app.router.add_route("*", path, _only(method, handler))
+            # The method's own route is matched first (no wrapper on the hot path); "*"
+            # only catches the other methods, with a JSON 405.
+            resource = app.router.add_resource(path)
+            allowed = (method, "HEAD") if method == "GET" else (method,)
+            for m in allowed:
+                resource.add_route(m, handler)
+            resource.add_route("*", _method_not_allowed(allowed))
         app.router.add_route("*", "/{tail:.*}", _not_found)
         return app
 
@@ -123,12 +136,9 @@ class Api:
                 await self.runner.wait_for_change(blocking.index, blocking.wait)
         ans = self.runner.may_write()
         self.metrics.count_may_write(ans.allowed)
-        return web.Response(
-            status=200 if ans.allowed else 503,
-            body=self._encoder.encode(ans),
-            content_type=_JSON,
-            headers={INDEX_HEADER: str(ans.index)},
-        )
+        encoder = self._encoder
+        body = encoder.encode(ans)
+        return web.Response(status=200 if ans.allowed else 503, body=body, headers=encoder.headers)
 
     async def status(self, request: web.Request) -> web.Response:
         snapshot = to_jsonable(self.runner.status())
@@ -170,18 +180,15 @@ class Api:
         return None
 
 
-def _only(method: str, handler: Handler) -> Handler:
-    allowed = {method, "HEAD"} if method == "GET" else {method}
+def _method_not_allowed(allowed: tuple[str, ...]) -> Handler:
     allow_header = ", ".join(sorted(allowed))
 
-    async def checked(request: web.Request) -> web.StreamResponse:
-        if request.method not in allowed:
-            return error_response(
-                405, f"method {request.method} not allowed on {request.path}", headers={"Allow": allow_header}
-            )
-        return await handler(request)
+    async def refuse(request: web.Request) -> web.StreamResponse:
+        return error_response(
+            405, f"method {request.method} not allowed on {request.path}", headers={"Allow": allow_header}
+        )
 
-    return checked
+    return refuse
 
 
 async def _not_found(request: web.Request) -> web.Response:
