@@ -110,6 +110,8 @@ def create(call: Call) -> Outcome:
     gate = call.leader_gate(read=False)
     if gate is not None:
         return gate
+    if not args["node"]:
+        raise ConsulError("Must provide Node")
     behavior = args["behavior"] or RELEASE
     if behavior not in (RELEASE, DELETE):
         raise ConsulError(f"Invalid Behavior setting '{behavior}'")
@@ -164,7 +166,19 @@ def renew(call: Call) -> Outcome:
     return json_reply([render.session(sess)])
 
 
+def _get_only(call: Call) -> Reply | None:
+    if call.req.method != "GET":
+        from sim.consul.api import method_not_allowed
+
+        return method_not_allowed(call, ["GET"])
+    return None
+
+
 def _sessions_reply(call: Call, pick: Any) -> Outcome:
+    """Session reads (GET only): a blocking query over the sessions table index."""
+    bad = _get_only(call)
+    if bad is not None:
+        return bad
     dc = call.dc
 
     def compute() -> tuple[int, Any]:
@@ -175,7 +189,7 @@ def _sessions_reply(call: Call, pick: Any) -> Outcome:
 
 
 def info(call: Call) -> Outcome:
-    if call.rest == "":
+    if call.rest == "" and call.req.method == "GET":
         return text_reply(400, "Missing session")
     return _sessions_reply(call, lambda: [s for s in [call.dc.sessions.get(call.rest)] if s is not None])
 
@@ -185,7 +199,7 @@ def list_all(call: Call) -> Outcome:
 
 
 def node(call: Call) -> Outcome:
-    if call.rest == "":
+    if call.rest == "" and call.req.method == "GET":
         return text_reply(400, "Missing node name")
     return _sessions_reply(call, lambda: call.dc.node_sessions(call.rest))
 
