@@ -26,7 +26,9 @@ Liveness invariants:
 - ``majority-never-fenced``: during a MINORITY partition (the only active faults are
   static link cuts, no link is degraded, every Consul has a leader and every replica
   runs, exactly one quorum clique exists and some DC is outside it), a DC of that clique
-  that was writable when the configuration began stays writable until it changes.
+  that was writable when the configuration began stays writable until it changes. Only
+  configurations that begin ``grace_live`` after the last heal, Consul leader change,
+  link degradation or replica stop/start are checked (evidence must have settled).
   Non-transitive cuts (several overlapping quorum cliques) are not minority partitions.
 - ``liveness-writable``: after ``quiet``, every non-witness DC is writable within
   ``liveness_bound`` seconds.
@@ -120,6 +122,9 @@ class Checker:
         """DCs writable when the current static-cut configuration began (None: not in one)."""
         self.violations: list[Violation] = []
         self.now = 0.0
+        self.last_disturbance = 0.0
+        """Last heal, degradation, Consul leader change or replica stop/start: evidence of a
+        quorum is only expected to be stable `grace_live` after it."""
         self._members_links = frozenset(self.topo.names)
         self._members_live = frozenset(self.topo.names)
 
@@ -180,6 +185,7 @@ class Checker:
         else:
             self.stopped[name].discard(replica)
         if was_stopped != (replica in self.stopped[name]) or new:
+            self.last_disturbance = self.now
             self._recompute(config_changed=True)
         if event.get("allowed"):
             token = event.get("token")
@@ -233,6 +239,8 @@ class Checker:
 
     def _on_link(self, event: Event) -> list[Violation]:
         link = (str(event["from"]), str(event["to"]))
+        if event.get("up") or event.get("delay") or event.get("loss") or link in self.degraded_links:
+            self.last_disturbance = self.now
         if event.get("up"):
             self.down_links.discard(link)
         else:
@@ -245,6 +253,7 @@ class Checker:
         return []
 
     def _on_consul(self, event: Event) -> list[Violation]:
+        self.last_disturbance = self.now
         if event.get("leader"):
             self.no_leader.discard(str(event["dc"]))
         else:
@@ -311,7 +320,8 @@ class Checker:
         static = all(kind in STATIC_CUT_FAULTS for kind in self.active_faults.values())
         clean = not self.degraded_links and not self.no_leader and not any(self.stopped.values())
         minority = False
-        if self.active_faults and static and clean and links:
+        settled = self.now - self.last_disturbance >= self.grace_live
+        if self.active_faults and static and clean and settled and links:
             cliques = quorum_cliques(self.topo, self.down_links)
             minority = len(cliques) == 1 and len(links) < len(self.topo.names)
         if minority:
