@@ -32,6 +32,7 @@ from multidict import CIMultiDict
 from coordinator.core.protocol import AdminAction, MayWriteAnswer
 from coordinator.daemon.blocking import BlockingParamError, parse_blocking
 from coordinator.daemon.jsonable import to_jsonable
+from coordinator.daemon.locks_api import add_lock_routes
 from coordinator.daemon.metrics import Metrics
 from coordinator.daemon.runner import Runner
 
@@ -121,6 +122,7 @@ class Api:
             for m in allowed:
                 resource.add_route(m, handler)
             resource.add_route("*", _method_not_allowed(allowed))
+        add_lock_routes(app, self.runner)
         app.router.add_route("*", "/{tail:.*}", _not_found)
         return app
 
