@@ -22,7 +22,18 @@ from dataclasses import dataclass, replace
 from sim.consul import durations
 from sim.consul.errors import ACL_NOT_FOUND, NO_DC_PATH, NO_LEADER, PERMISSION_DENIED, ConsulError
 from sim.consul.federation import Federation
-from sim.consul.http_types import JSON_CT, Block, Forward, Outcome, Reply, Request, Resume, ci_get, text_reply
+from sim.consul.http_types import (
+    JSON_CT,
+    Block,
+    Forward,
+    Outcome,
+    Reply,
+    Request,
+    Resume,
+    Watch,
+    ci_get,
+    text_reply,
+)
 from sim.consul.model import Datacenter
 from sim.consul.sessions import RandomSource
 
@@ -48,6 +59,8 @@ class Call:
     resume: Resume | None
     rest: str
     """The path after the handler's prefix (e.g. the key for /v1/kv/)."""
+    watch: Watch | None = None
+    """Set by a handler's `compute` (see `blocking`) to narrow what a Block depends on."""
 
     @property
     def dc(self) -> Datacenter:
@@ -84,7 +97,8 @@ class Call:
         return text_reply(500, NO_LEADER)
 
     def blocking(self, compute: Callable[[], tuple[int, Callable[[dict[str, str]], Reply]]]) -> Outcome:
-        """Blocking-query protocol. `compute` returns (index, build) where build(headers) renders."""
+        """Blocking-query protocol. `compute` returns (index, build) where build(headers) renders;
+        it may set `self.watch` (what the result depends on), which a returned Block carries."""
         wait_s = self.req.param("wait")
         index_s = self.req.param("index")
         wait = DEFAULT_WAIT
@@ -112,7 +126,7 @@ class Call:
                     wait = MAX_WAIT if wait > MAX_WAIT else DEFAULT_WAIT
                 deadline = self.now + wait + self.router.rng.random() * wait / JITTER_FRACTION
             if self.now < deadline:
-                return Block(deadline, Resume(deadline=deadline))
+                return Block(deadline, Resume(deadline=deadline), self.watch)
         return build(self.meta_headers(index))
 
 

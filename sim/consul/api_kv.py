@@ -10,7 +10,8 @@ from urllib.parse import urlencode
 
 from sim.consul import render
 from sim.consul.durations import go_quote
-from sim.consul.http_types import Outcome, Reply, Request, ci_get, json_reply, text_reply
+from sim.consul.http_types import Outcome, Reply, Request, Watch, ci_get, json_reply, text_reply
+from sim.consul.kv import KVEntry
 from sim.consul.txn import MAX_TXN_OPS, WRITE_VERBS, TxnOp
 
 if TYPE_CHECKING:
@@ -38,6 +39,15 @@ def _not_found(headers: dict[str, str]) -> Reply:
     return Reply(404, {k: v for k, v in headers.items() if k != "Content-Type"}, b"")
 
 
+ANY_KV = Watch(kv_prefix="")
+
+
+def _prefix_watch(prefix: str, entries: list[KVEntry]) -> Watch:
+    """What a listing of `prefix` depends on: with no entries KVSList may report the
+    table index (moved by any KV write), so the whole table is watched."""
+    return Watch(kv_prefix=prefix) if entries else ANY_KV
+
+
 def kv(call: Call) -> Outcome:
     req = call.req
     key = call.rest
@@ -60,6 +70,7 @@ def _get(call: Call, key: str) -> Outcome:
     if req.has("recurse"):
         def compute_list() -> tuple[int, Any]:
             index, entries = dc.kv.list(key)
+            call.watch = _prefix_watch(key, entries)
 
             def build(headers: dict[str, str]) -> Reply:
                 if not entries:
@@ -73,6 +84,8 @@ def _get(call: Call, key: str) -> Outcome:
     def compute() -> tuple[int, Any]:
         entry = dc.kv.get(key)
         index = entry.modify_index if entry is not None else dc.kv.table_index
+        # A missing key reports the table index, which any KV write moves.
+        call.watch = Watch(kv_key=key) if entry is not None else ANY_KV
 
         def build(headers: dict[str, str]) -> Reply:
             if entry is None:
@@ -94,6 +107,7 @@ def _get_keys(call: Call, prefix: str) -> Outcome:
 
     def compute() -> tuple[int, Any]:
         index, entries = dc.kv.list(prefix)
+        call.watch = _prefix_watch(prefix, entries)
         keys: list[str] = []
         seen: set[str] = set()
         for e in entries:

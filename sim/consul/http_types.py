@@ -56,14 +56,32 @@ class Resume:
     """Leaderless hold (rpc_hold_timeout) expiry."""
 
 
+@dataclass(frozen=True, slots=True)
+class Watch:
+    """What a parked blocking KV query depends on.
+
+    Contract: the query's answer (index and body) can only change when a KV key `kv_key`
+    (exactly), or any KV key starting with `kv_prefix`, is written or tombstoned
+    (see `Datacenter.take_kv_changes`), or when the DC's leader flips. `kv_prefix=""`
+    means any KV change. A shell may therefore skip re-evaluating the query on other
+    changes of the DC; a shell that ignores the watch (re-evaluates on every `version`
+    change) is still correct.
+    """
+
+    kv_key: str | None = None
+    kv_prefix: str | None = None
+
+
 @dataclass(frozen=True)
 class Block:
     """Nothing to answer yet. Re-invoke `handle(request, now, resume)` when the DC's
     `version` changes or at `wake_at`, whichever comes first. Spurious re-invocations are
-    harmless (they return an equal Block)."""
+    harmless (they return an equal Block). `watch` (optional) narrows which version
+    changes can matter; None means any."""
 
     wake_at: float
     resume: Resume
+    watch: Watch | None = None
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,11 @@ Invariants (checked by `Datacenter.check_invariants`):
 - 0 < CreateIndex <= ModifyIndex <= table_index;
 - `table_index` = highest index of any KV write or tombstone (never decreases);
 - a key has at most one Session (structurally) and LockIndex never decreases while the key lives.
+
+Change journal for blocking queries: every key written or tombstoned is recorded until
+`take_changes()`; at most `MAX_TRACKED_CHANGES` keys are kept, beyond that the journal
+collapses to "everything changed". A rolled-back transaction may leave recorded keys
+behind (a harmless spurious wake-up), but a real change is never left out.
 """
 
 from __future__ import annotations
@@ -47,6 +52,9 @@ class KVEntry:
 
 _JournalItem = tuple[str, str, object]
 
+MAX_TRACKED_CHANGES = 4096
+"""Above this many distinct changed keys between two `take_changes()`, report "all"."""
+
 
 class KVStore:
     """Entries, tombstones (graveyard) and lock-delays of one DC."""
@@ -58,6 +66,8 @@ class KVStore:
         self.lock_delays: dict[str, float] = {}
         self.table_index = 0
         self._journal: list[_JournalItem] | None = None
+        self._changed: set[str] = set()
+        self._changed_all = False
 
     # ---- transactions (undo journal) ------------------------------------------------
 
@@ -93,13 +103,30 @@ class KVStore:
             bisect.insort(self._sorted_keys, key)
         self.entries[key] = entry
 
+    def _record(self, key: str) -> None:
+        if not self._changed_all:
+            self._changed.add(key)
+            if len(self._changed) > MAX_TRACKED_CHANGES:
+                self._changed_all = True
+                self._changed = set()
+
+    def take_changes(self) -> tuple[bool, frozenset[str]]:
+        """(everything, keys) changed since the last call, and resets the journal.
+        `everything` True means the key set overflowed: treat every key as changed."""
+        out = (self._changed_all, frozenset(self._changed))
+        self._changed_all = False
+        self._changed = set()
+        return out
+
     def _write(self, key: str, entry: KVEntry | None, idx: int) -> None:
+        self._record(key)
         if self._journal is not None:
             self._journal.append(("entry", key, self.entries.get(key)))
         self._put_raw(key, entry)
         self.table_index = max(self.table_index, idx)
 
     def _tombstone(self, key: str, idx: int) -> None:
+        self._record(key)
         if self._journal is not None:
             self._journal.append(("tomb", key, self.tombstones.get(key)))
         self.tombstones[key] = idx

@@ -8,7 +8,9 @@ simulator) drives it:
 - after anything, call `advance(now)` to fire due timers (session TTL expiry, agent TTL
   checks turning critical, DeregisterCriticalServiceAfter) and schedule the next wake-up at
   `next_deadline()`;
-- watch `version` (bumps on every index change and leader flip) to wake blocked queries.
+- watch `version` (bumps on every index change and leader flip) to wake blocked queries;
+  a shell that parks many KV watchers may narrow the wake-up with `take_kv_changes()` and
+  `leader_epoch` (see `http_types.Watch`).
 
 Raft index: one per DC, strictly increasing, never 0. An index is consumed only when a
 write changes state (Consul also consumes one for no-op Raft entries, but those are
@@ -61,6 +63,8 @@ class Datacenter:
         self.session_expires: dict[str, float] = {}
         self.leader = True
         self.leader_lost_at: float | None = None
+        self.leader_epoch = 0
+        """Bumps on every leader flip (every parked query must be re-evaluated then)."""
         self._lock_seen: dict[str, tuple[int, int]] = {}
         self._index_seen = 0
         idx = self._next()
@@ -76,6 +80,12 @@ class Datacenter:
         self.index += 1
         self.version += 1
         return self.index
+
+    def take_kv_changes(self) -> tuple[bool, frozenset[str]]:
+        """(everything, keys): KV keys written or tombstoned since the previous call
+        (single consumer; `everything` means "assume every key changed"). Bounded memory
+        even if never called."""
+        return self.kv.take_changes()
 
     def require_leader(self) -> None:
         if not self.leader:
@@ -93,6 +103,7 @@ class Datacenter:
         if up == self.leader:
             return
         self.leader = up
+        self.leader_epoch += 1
         self.version += 1
         if not up:
             self.leader_lost_at = now

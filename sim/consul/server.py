@@ -1,7 +1,9 @@
 """aiohttp shell: one HTTP server per emulated DC around the pure model and router.
 
-- Blocking queries wait on a per-DC "generation" event that is set (and replaced) whenever
-  that DC's `version` moves; only that DC's waiters re-evaluate.
+- Blocking queries park a future in their DC's `Waiters`, indexed by the Block's `Watch`
+  (KV key, KV prefix, or anything). When the DC's `version` moves, only the waiters whose
+  watch covers a changed KV key (`Datacenter.take_kv_changes`) re-evaluate, plus the
+  unindexed ones; a leader flip wakes every waiter.
 - One timer task per DC sleeps until `Datacenter.next_deadline()` and calls `advance`.
 - `?dc=` forwarding: to an in-process DC the other DC's router runs directly (no HTTP
   hop) but link state is honoured; to a `--peer` DC a real HTTP request is made.
@@ -24,7 +26,7 @@ from sim.consul.api import DEFAULT_WAIT, MAX_WAIT, Router
 from sim.consul.durations import SECOND, DurationError, parse_duration
 from sim.consul.errors import DC_UNREACHABLE, NO_DC_PATH
 from sim.consul.federation import DEFAULT_FAIL_AFTER, Federation
-from sim.consul.http_types import Block, Forward, Reply, Request, text_reply
+from sim.consul.http_types import Block, Forward, Reply, Request, Watch, text_reply
 from sim.consul.model import Datacenter, DcConfig
 from sim.consul.sessions import SessionExpiry
 
@@ -47,21 +49,145 @@ class EmulatorConfig:
     wan_fail_after: float = DEFAULT_FAIL_AFTER
 
 
+Waiter = asyncio.Future[None]
+ReplyKey = tuple[str, tuple[tuple[str, str], ...], str, str]
+MAX_CACHED_REPLIES = 1024
+
+
+class Waiters:
+    """Parked blocking queries of one DC, indexed by what they watch (`http_types.Watch`).
+
+    Invariant: a parked future sits in exactly one bucket until it is woken (its bucket is
+    detached and every future in it resolved) or its owner removes it. Waking is a
+    superset of what changed: a spurious wake-up only costs one re-evaluation.
+    """
+
+    def __init__(self) -> None:
+        self.by_key: dict[str, set[Waiter]] = {}
+        self.by_prefix: dict[str, set[Waiter]] = {}
+        self.other: set[Waiter] = set()
+
+    def add(self, watch: Watch | None, fut: Waiter) -> None:
+        if watch is None:
+            self.other.add(fut)
+        elif watch.kv_key is not None:
+            self.by_key.setdefault(watch.kv_key, set()).add(fut)
+        else:
+            self.by_prefix.setdefault(watch.kv_prefix or "", set()).add(fut)
+
+    def remove(self, watch: Watch | None, fut: Waiter) -> None:
+        if watch is None:
+            self.other.discard(fut)
+            return
+        table, name = ((self.by_key, watch.kv_key) if watch.kv_key is not None
+                       else (self.by_prefix, watch.kv_prefix or ""))
+        bucket = table.get(name)
+        if bucket is not None:
+            bucket.discard(fut)
+            if not bucket:
+                del table[name]
+
+    @staticmethod
+    def _release(bucket: set[Waiter] | None) -> None:
+        for fut in bucket or ():
+            if not fut.done():
+                fut.set_result(None)
+
+    def wake(self, everything: bool, keys: frozenset[str]) -> None:
+        """Wakes the non-KV waiters, and the KV waiters whose key or prefix covers a
+        changed key (all of them when `everything`)."""
+        other, self.other = self.other, set()
+        self._release(other)
+        if everything:
+            by_key, by_prefix, self.by_key, self.by_prefix = self.by_key, self.by_prefix, {}, {}
+            for bucket in (*by_key.values(), *by_prefix.values()):
+                self._release(bucket)
+            return
+        for key in keys:
+            self._release(self.by_key.pop(key, None))
+        if self.by_prefix and keys:
+            for prefix in [p for p in self.by_prefix if any(k.startswith(p) for k in keys)]:
+                self._release(self.by_prefix.pop(prefix))
+
+
+def _wake_up(fut: Waiter) -> None:
+    if not fut.done():
+        fut.set_result(None)
+
+
 class DcHost:
-    """One in-process DC: model, router, change signalling and its timer task."""
+    """One in-process DC: model, router, parked waiters and its timer task."""
 
     def __init__(self, dc: Datacenter, router: Router) -> None:
         self.dc = dc
         self.router = router
-        self.changed = asyncio.Event()
+        self.waiters = Waiters()
         self.kick = asyncio.Event()
         self.url = ""
+        self._version = dc.version
+        self._leader_epoch = dc.leader_epoch
+        self._replies: dict[ReplyKey, Reply] = {}
+        self._replies_version = dc.version
+
+    def reply_key(self, req: Request) -> ReplyKey | None:
+        """Cache key for a KV read whose reply is a pure function of (request, model
+        version) while the DC has a leader; None for anything else."""
+        if req.method != "GET" or not req.path.startswith("/v1/kv/"):
+            return None
+        h = req.headers
+        return req.path, req.query, h.get("x-consul-token", ""), h.get("authorization", "")
+
+    def cached_reply(self, key: ReplyKey) -> Reply | None:
+        """The reply an identical request got at the current version, if any."""
+        if self._replies_version != self.dc.version or not self.dc.leader:
+            return None
+        return self._replies.get(key)
+
+    def remember(self, key: ReplyKey, req: Request, reply: Reply) -> None:
+        """Shares `reply` with identical requests at this version, unless it is a
+        blocking query's timeout answer (that depends on the caller's own deadline)."""
+        dc = self.dc
+        if not dc.leader:
+            return
+        if self._replies_version != dc.version:
+            self._replies = {}
+            self._replies_version = dc.version
+        seen = reply.headers.get("X-Consul-Index")
+        if seen is None or len(self._replies) >= MAX_CACHED_REPLIES:
+            return
+        index = req.param("index")
+        if index and not (index.isdigit() and int(seen) > int(index)):
+            return
+        self._replies[key] = reply
+
+    def changed(self) -> None:
+        """Wakes the waiters that the model's changes since the last call may concern."""
+        dc = self.dc
+        if dc.version == self._version:
+            return
+        self._version = dc.version
+        everything, keys = dc.take_kv_changes()
+        if dc.leader_epoch != self._leader_epoch:
+            self._leader_epoch = dc.leader_epoch
+            everything = True
+        self.waiters.wake(everything, keys)
 
     def notify(self) -> None:
-        """Wakes every waiter of this DC and the timer task."""
-        self.changed.set()
-        self.changed = asyncio.Event()
+        """After anything may have changed the model: wake concerned waiters, kick the timer."""
+        self.changed()
         self.kick.set()
+
+    async def park(self, watch: Watch | None, wake_at: float) -> None:
+        """Returns when `watch` may have changed or at `wake_at` (monotonic seconds)."""
+        loop = asyncio.get_running_loop()
+        fut: Waiter = loop.create_future()
+        self.waiters.add(watch, fut)
+        timer = loop.call_later(max(0.0, wake_at - time.monotonic()), _wake_up, fut)
+        try:
+            await fut
+        finally:
+            timer.cancel()
+            self.waiters.remove(watch, fut)
 
     async def timer_loop(self) -> None:
         while True:
@@ -70,11 +196,8 @@ class DcHost:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.kick.wait(), timeout)
             self.kick.clear()
-            before = self.dc.version
             self.dc.advance(time.monotonic())
-            if self.dc.version != before:
-                self.changed.set()
-                self.changed = asyncio.Event()
+            self.changed()
 
 
 class Emulator:
@@ -152,21 +275,25 @@ class Emulator:
     async def execute(self, host: DcHost, req: Request) -> Reply:
         """Runs the router until it answers, honouring Block and Forward."""
         resume = None
+        key = host.reply_key(req)
         while True:
-            changed = host.changed
+            if key is not None:
+                hit = host.cached_reply(key)
+                if hit is not None:
+                    return hit
             before = host.dc.version
             outcome = host.router.handle(req, time.monotonic(), resume)
             if host.dc.version != before:
                 host.notify()
             if isinstance(outcome, Reply):
+                if key is not None:
+                    host.remember(key, req, outcome)
                 return outcome
             if isinstance(outcome, Forward):
                 return await self.forward(host.dc.name, outcome)
             assert isinstance(outcome, Block)
             resume = outcome.resume
-            timeout = max(0.0, outcome.wake_at - time.monotonic())
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(changed.wait(), timeout)
+            await host.park(outcome.watch, outcome.wake_at)
 
     async def forward(self, src: str, fwd: Forward) -> Reply:
         route = self.federation.route(src, fwd.dc, time.monotonic())
