@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ipaddress
 import json
+import math
 import re
 import signal
 import sys
@@ -20,6 +22,19 @@ from sim.consul.server import Emulator, EmulatorConfig
 from sim.consul.sessions import EXPIRY_MODES
 
 _DC_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
+_PEER_URL = re.compile(r"^https?://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:[0-9]{1,5})?$")
+
+
+def _valid_bind(addr: str) -> bool:
+    """An IP literal or `localhost`: anything else fails only at bind time, which would be
+    a runtime error (exit 1) instead of a bad argument (exit 2)."""
+    if addr == "localhost":
+        return True
+    try:
+        ipaddress.ip_address(addr)
+    except ValueError:
+        return False
+    return True
 
 
 class _Parser(argparse.ArgumentParser):
@@ -58,16 +73,19 @@ def parse_config(argv: list[str]) -> EmulatorConfig:
     peers: dict[str, str] = {}
     for spec in args.peer:
         name, sep, url = spec.partition("=")
-        if not sep or not _DC_NAME.match(name) or not re.match(r"^https?://[^/\s]+$", url.rstrip("/")):
+        if not sep or not _DC_NAME.match(name) or not _PEER_URL.match(url.rstrip("/")):
             parser.error(f"--peer: expected DC=http://HOST:PORT, got {spec!r}")
         if name in names or name in peers:
             parser.error(f"--peer: duplicate datacenter {name!r}")
         peers[name] = url.rstrip("/")
+    if not _valid_bind(args.bind):
+        parser.error(f"--bind: not an IP address: {args.bind!r}")
     if not 0 <= args.http_port <= 65535 - len(names):
         parser.error(f"--http-port: out of range: {args.http_port}")
     for flag in ("forward_timeout", "rpc_hold_timeout", "wan_fail_after"):
-        if getattr(args, flag) < 0 or (flag == "forward_timeout" and args.forward_timeout == 0):
-            parser.error(f"--{flag.replace('_', '-')}: must be positive")
+        value = getattr(args, flag)
+        if not math.isfinite(value) or value < 0 or (flag == "forward_timeout" and value == 0):
+            parser.error(f"--{flag.replace('_', '-')}: must be a finite positive number of seconds")
     return EmulatorConfig(
         datacenters=names, bind=args.bind, http_port=args.http_port, peers=peers,
         forward_timeout=args.forward_timeout, session_expiry=args.session_expiry, seed=args.seed,
