@@ -109,7 +109,8 @@ class GlobalLock:
         self._seq = 0
         self._wseq = 0
         self.tenures = 0
-        self.index = 0
+        self.index = 1
+        """Never 0 (like X-Consul-Index), so a long-poll on it always blocks."""
         self._key: tuple[bool, int | None] = (False, None)
 
     # --- host entry points ------------------------------------------------------------
