@@ -62,6 +62,7 @@ def test_signal_exits_0_even_with_a_blocking_query_in_flight(sig: signal.Signals
 @pytest.mark.parametrize("args", [
     ["--datacenters", "dc1", "--bind", "999.1.1.1"],
     ["--datacenters", "dc1", "--bind", "not an address"],
+    ["--datacenters", "dc1", "--bind", "::1"],
     ["--datacenters", "dc1", "--forward-timeout", "nan"],
     ["--datacenters", "dc1", "--forward-timeout", "inf"],
     ["--datacenters", "dc1", "--wan-fail-after", "nan"],

@@ -26,15 +26,15 @@ _PEER_URL = re.compile(r"^https?://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:[0-9]{1,
 
 
 def _valid_bind(addr: str) -> bool:
-    """An IP literal or `localhost`: anything else fails only at bind time, which would be
-    a runtime error (exit 1) instead of a bad argument (exit 2)."""
+    """An IPv4 literal or `localhost`. Anything else would fail only at bind time (a runtime
+    error, exit 1, instead of a bad argument, exit 2); IPv6 is refused because the printed
+    URLs are built as `http://<bind>:<port>` (no brackets)."""
     if addr == "localhost":
         return True
     try:
-        ipaddress.ip_address(addr)
+        return isinstance(ipaddress.ip_address(addr), ipaddress.IPv4Address)
     except ValueError:
         return False
-    return True
 
 
 class _Parser(argparse.ArgumentParser):
@@ -79,7 +79,7 @@ def parse_config(argv: list[str]) -> EmulatorConfig:
             parser.error(f"--peer: duplicate datacenter {name!r}")
         peers[name] = url.rstrip("/")
     if not _valid_bind(args.bind):
-        parser.error(f"--bind: not an IP address: {args.bind!r}")
+        parser.error(f"--bind: expected an IPv4 address or localhost, got {args.bind!r}")
     if not 0 <= args.http_port <= 65535 - len(names):
         parser.error(f"--http-port: out of range: {args.http_port}")
     for flag in ("forward_timeout", "rpc_hold_timeout", "wan_fail_after"):
