@@ -283,3 +283,42 @@ def test_token_sources_each_accepted() -> None:
     assert dc.reply("GET", "/v1/kv/k", headers={"x-consul-token": "root"}).status == 404
     assert dc.reply("GET", "/v1/kv/k", headers={"authorization": "Bearer root"}).status == 404
     assert dc.reply("GET", "/v1/kv/k").status == 403
+
+
+# ---- WAN failure detection and health blocking (unproven bullets, now pinned) ----------------
+
+def test_wan_member_turns_failed_and_forwarding_fails_at_once_after_fail_after() -> None:
+    """A cut link first hangs (`hang`), after `fail_after` the far DC's server is Status 4
+    (failed) in /v1/agent/members?wan=1 and requests fail at once; heal brings both back."""
+    dc = Dc()
+    fed = dc.router.federation
+    fed.set_link("dc1", "dc2", False, now=0.0)
+    assert fed.route("dc1", "dc2", 1.0) == "hang"
+    members = {m["Tags"]["dc"]: m for m in dc.reply("GET", "/v1/agent/members", [("wan", "1")],
+                                                      now=1.0).json()}
+    assert {d: m["Status"] for d, m in members.items()} == {"dc1": 1, "dc2": 1}
+    assert members["dc2"]["Name"] == "dc2-server-1.dc2"
+    later = fed.fail_after + 0.5
+    assert fed.route("dc1", "dc2", later) == "fail"
+    members = {m["Tags"]["dc"]: m for m in dc.reply("GET", "/v1/agent/members", [("wan", "1")],
+                                                      now=later).json()}
+    assert {d: m["Status"] for d, m in members.items()} == {"dc1": 1, "dc2": 4}
+    fed.heal()
+    assert fed.route("dc1", "dc2", later) == "deliver"
+
+
+def test_health_blocking_query_wakes_on_check_change() -> None:
+    dc = Dc()
+    body = {"ID": "c", "Name": "c", "TTL": "30s", "Status": "passing"}
+    assert dc.reply("PUT", "/v1/agent/check/register", body=body).status == 200
+    first = dc.reply("GET", "/v1/health/node/dc1-server-1")
+    index = first.headers["X-Consul-Index"]
+    req = Request("GET", "/v1/health/node/dc1-server-1", (("index", index), ("wait", "10s")), {}, b"")
+    blocked = dc.router.handle(req, 1.0)
+    assert isinstance(blocked, Block)
+    assert 11.0 <= blocked.wake_at <= 11.0 + 10.0 / 16
+    assert dc.reply("PUT", "/v1/agent/check/fail/c", now=2.0).status == 200
+    woke = dc.router.handle(req, 2.0, blocked.resume)
+    assert isinstance(woke, Reply) and woke.status == 200
+    assert int(woke.headers["X-Consul-Index"]) > int(index)
+    assert {c["CheckID"]: c["Status"] for c in woke.json()}["c"] == "critical"
