@@ -15,7 +15,12 @@ What it does:
 4. runs ``wrk -t1 -cC -dDs --latency`` `runs` times after a warm-up, and for each run
    reports requests/s, p50/p99/max from wrk's latency distribution, non-2xx count, the
    replica's CPU time per request (utime + stime from /proc/PID/stat over the run, divided
-   by wrk's request count; a load-independent figure) and /proc/loadavg before and after.
+   by wrk's request count; the figure least affected by other load) with the requests/s
+   it projects for a dedicated core (1 / CPU per request: an estimate, not a measurement),
+   the share of its core the replica actually got, and /proc/loadavg before and after.
+
+`--server hello` runs a plain aiohttp hello-world under uvloop in place of the replica (same
+pinning, same wrk), the floor aiohttp itself sets on this machine.
 
 The JSON document (printed and written to `--out`) holds every run and a summary with the
 best and the median run by requests/s. Only 127.0.0.1 is used. Needs `wrk` (Debian).
@@ -154,7 +159,11 @@ def measure(url: str, pid: int, duration: int, connections: int, cpu: int | None
     result["server_cpu_s"] = round(cpu_used, 3)
     result["server_cpu_util"] = round(cpu_used / duration, 3)
     if result.get("requests"):
-        result["server_cpu_us_per_req"] = round(cpu_used / result["requests"] * 1e6, 2)
+        per_req = cpu_used / result["requests"]
+        result["server_cpu_us_per_req"] = round(per_req * 1e6, 2)
+        if per_req > 0:
+            # What one core would serve at this CPU cost if nothing else ran on it.
+            result["projected_rps_dedicated_core"] = round(1.0 / per_req)
     return result
 
 
@@ -163,12 +172,16 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
     if not ranked:
         return {}
     best, median = ranked[-1], ranked[len(ranked) // 2]
-    keys = ("rps", "p50_ms", "p99_ms", "server_cpu_us_per_req", "load_before")
+    keys = ("rps", "p50_ms", "p99_ms", "server_cpu_util", "server_cpu_us_per_req", "load_before")
     return {
         "best": {k: best.get(k) for k in keys},
         "median": {k: median.get(k) for k in keys},
         "cpu_us_per_req_median": statistics.median(
             float(r["server_cpu_us_per_req"]) for r in ranked if "server_cpu_us_per_req" in r
+        ),
+        "projected_rps_dedicated_core_median": round(
+            statistics.median(float(r["projected_rps_dedicated_core"]) for r in ranked
+                              if "projected_rps_dedicated_core" in r)
         ),
         "met_best": bool(best["rps"] >= TARGET_RPS and (best.get("p99_ms") or 1e9) <= TARGET_P99_MS),
     }
