@@ -9,8 +9,9 @@ Layout (in the KV of the DC where the email was enqueued):
 State changes are CAS writes (txn ``cas`` on the ModifyIndex just read) through ``?dc=``:
 
     queued --claim(term T)--> claimed(T) --SMTP accepted--> sent(T)
-    claimed(T_old) --claim(T), T > T_old--> claimed(T)      (the earlier holder died or
-                                                             lost the lock mid-send: resend)
+    claimed(T_old) --claim(T), T >= T_old--> claimed(T)     (the earlier holder, or our DC's
+                                                             previous sender process, died
+                                                             or lost the lock mid-send: resend)
 
 The term is the global lock's fencing token: a claim carrying a LOWER term than the one
 on the record is never written (`claimable`), and CAS makes every step atomic against a
@@ -67,8 +68,10 @@ def key_of(origin_dc: str, mail_id: str) -> str:
 
 
 def claimable(mail: Email, term: int) -> bool:
-    """May a holder with `term` claim it? queued, or claimed by an EARLIER term."""
-    return mail.state == "queued" or (mail.state == "claimed" and mail.term < term)
+    """May a holder with `term` claim it? Queued, or claimed by an earlier term, or by our
+    own term (a previous sender process of our DC that died mid-send: the example runs ONE
+    sender per DC, so a same-term claim is never live in another process)."""
+    return mail.state == "queued" or (mail.state == "claimed" and mail.term <= term)
 
 
 class Consul:

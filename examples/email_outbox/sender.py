@@ -86,7 +86,7 @@ class Sender:
                 return done
             if mail.state == "claimed" and mail.term > st.term:
                 return done  # a newer holder exists: we are stale
-            if not claimable(mail, st.term) and not (mail.state == "claimed" and mail.by == self.me):
+            if not claimable(mail, st.term):
                 continue
             if self.send_one(dc, key, index, mail, st):
                 done += 1
