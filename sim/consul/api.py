@@ -49,6 +49,23 @@ LOCAL_ONLY = ("/v1/agent/", "/v1/catalog/datacenters", "/v1/coordinate/")
 """Endpoints that ignore `?dc=` (answered by the local agent)."""
 
 
+_WAITS: dict[str, float | None] = {}
+_MAX_WAITS = 256
+
+
+def _wait_seconds(text: str) -> float | None:
+    """`?wait=` in seconds, None if it is not a Go duration (memoised: clients repeat it)."""
+    if text in _WAITS:
+        return _WAITS[text]
+    try:
+        seconds: float | None = durations.parse_duration(text) / durations.SECOND
+    except durations.DurationError:
+        seconds = None
+    if len(_WAITS) < _MAX_WAITS:
+        _WAITS[text] = seconds
+    return seconds
+
+
 @dataclass
 class Call:
     """One evaluation of a request: the request, the time and the resume state."""
@@ -103,10 +120,10 @@ class Call:
         index_s = self.req.param("index")
         wait = DEFAULT_WAIT
         if wait_s:
-            try:
-                wait = durations.parse_duration(wait_s) / durations.SECOND
-            except durations.DurationError:
+            parsed = _wait_seconds(wait_s)
+            if parsed is None:
                 return text_reply(400, "Invalid wait time")
+            wait = parsed
         min_index = 0
         if index_s:
             if not index_s.isdigit():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 
@@ -21,14 +22,19 @@ class Request:
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes = b""
 
+    @cached_property
+    def _first(self) -> dict[str, str]:
+        """Each query parameter's FIRST value (built once per request, on first lookup)."""
+        first: dict[str, str] = {}
+        for k, v in self.query:
+            first.setdefault(k, v)
+        return first
+
     def has(self, name: str) -> bool:
-        return any(k == name for k, _ in self.query)
+        return name in self._first
 
     def param(self, name: str) -> str | None:
-        for k, v in self.query:
-            if k == name:
-                return v
-        return None
+        return self._first.get(name)
 
 
 @dataclass(frozen=True)
@@ -98,11 +104,15 @@ JSON_CT = "application/json"
 TEXT_CT = "text/plain; charset=utf-8"
 
 
+_COMPACT = json.JSONEncoder(separators=(",", ":"))
+"""One shared encoder: `json.dumps` with non-default separators builds a new one per call."""
+
+
 def json_reply(obj: object, status: int = 200, headers: dict[str, str] | None = None) -> Reply:
     hdrs = {"Content-Type": JSON_CT}
     if headers:
         hdrs.update(headers)
-    return Reply(status, hdrs, json.dumps(obj, separators=(",", ":")).encode())
+    return Reply(status, hdrs, _COMPACT.encode(obj).encode())
 
 
 def text_reply(status: int, text: str, headers: dict[str, str] | None = None) -> Reply:
