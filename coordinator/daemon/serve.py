@@ -12,11 +12,19 @@ Start-up contract (each failure is a `StartupError`: one line, and an exit code)
    ``{"listening": URL, "dc": DC, "id": ID}`` is written to stdout and flushed;
 4. SIGTERM/SIGINT start a graceful stop (AdminAction.SHUTDOWN, at most `SHUTDOWN_GRACE`
    seconds for the core to finish), then exit 0.
+
+Once serving, everything allocated during start-up (imported modules, the app, the core)
+is moved to the GC's permanent generation (`gc.freeze`; undone on exit). A full cyclic
+collection is rare in steady state (none in 20 s of 5.8k req/s), but when one comes it
+stalls the event loop, and every in-flight may-write, for as long as it scans: 16-70 ms
+over those ~45k objects on a loaded 2-core host; after the freeze it scans only what was
+allocated since.
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 import signal
@@ -161,6 +169,8 @@ async def serve(opts: RunOptions, environ: Mapping[str, str], out: TextIO) -> in
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+        gc.collect()
+        gc.freeze()
         try:
             runner.start()
             out.write(json.dumps({"listening": url, "dc": dc, "id": opts.replica_id}) + "\n")
@@ -184,5 +194,6 @@ async def serve(opts: RunOptions, environ: Mapping[str, str], out: TextIO) -> in
                 loop.remove_signal_handler(sig)
             await runner.close()
             await app_runner.cleanup()
+            gc.unfreeze()
     log.info("stopped")
     return 0
