@@ -31,7 +31,7 @@ class Mailbox:
 
     def deliver(self, raw: bytes, peer: str) -> None:
         msg = message_from_bytes(raw)
-        rec = {
+        rec: dict[str, Any] = {
             "message_id": str(msg.get("Message-ID", "")),
             "sender": str(msg.get("X-Sender-Id", "")),
             "term": str(msg.get("X-Fencing-Term", "")),

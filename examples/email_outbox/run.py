@@ -201,8 +201,8 @@ class Run:
             ctl.stop()
 
     def report(self, total: int, drained_in: float) -> dict[str, Any]:
-        marked: set[tuple[str, str, str]] = set()
-        overran: set[tuple[str, str, str]] = set()
+        marked: dict[tuple[str, str, str], int] = {}
+        suspect: set[tuple[str, str, str]] = set()
         for log in self.workdir.glob("sender-*.jsonl"):
             for line in log.read_text().splitlines():
                 try:
@@ -210,10 +210,11 @@ class Run:
                 except ValueError:
                     continue  # a line cut short by SIGKILL
                 key = (str(ev.get("by")), str(ev.get("id")), str(ev.get("term")))
-                if ev.get("ev") == "marked":
-                    marked.add(key)
-                elif ev.get("ev") == "accepted" and ev.get("ended", 0) > ev.get("valid_until", 0):
-                    overran.add(key)
+                overran = ev.get("ev") == "accepted" and ev.get("ended", 0) > ev.get("valid_until", 0)
+                if ev.get("ev") == "marked" and not ev.get("late"):
+                    marked[key] = marked.get(key, 0) + 1
+                elif ev.get("ev") == "mark_failed" or overran:
+                    suspect.add(key)
         by_id: dict[str, list[dict[str, Any]]] = {}
         for d in self.box.deliveries:
             by_id.setdefault(d["message_id"], []).append(d)
@@ -222,7 +223,9 @@ class Run:
             if len(copies) < 2:
                 continue
             keys = [(c["sender"], c["message_id"].strip("<>").split("@")[0], c["term"]) for c in copies]
-            explained = any(k not in marked or k in overran for k in keys)
+            # a delivery is in the window when its sender did not mark it right after the
+            # SMTP acceptance (died, paused, deposed, or the mark failed) or overran its hold
+            explained = any(k in suspect or keys.count(k) > marked.get(k, 0) for k in keys)
             extra = len(copies) - 1
             if explained:
                 window += extra

@@ -46,6 +46,9 @@ class Sender:
         self.smtp_addr = (host, int(port))
         self.log = Path(args.log).open("a", buffering=1)  # noqa: SIM115 - lives as long as the process
         self.state: LockState | None = None
+        self.unmarked: set[str] = set()
+        """Ids this process delivered (SMTP accepted) but failed to mark: marked later
+        without a resend while our claim on them stands."""
 
     def event(self, ev: str, **fields: Any) -> None:
         self.log.write(json.dumps({"ev": ev, "by": self.me, "t": time.monotonic(), **fields}) + "\n")
@@ -88,9 +91,23 @@ class Sender:
                 return done  # a newer holder exists: we are stale
             if not claimable(mail, st.term):
                 continue
+            if mail.state == "claimed" and mail.by == self.me and mail.id in self.unmarked:
+                done += self.mark_again(dc, key, index, mail)
+                continue
             if self.send_one(dc, key, index, mail, st):
                 done += 1
         return done
+
+    def mark_again(self, dc: str, key: str, index: int, mail: Email) -> int:
+        """We sent it (this process saw "250 accepted") but could not mark it: mark only."""
+        try:
+            ok = self.consul.cas(dc, key, index, sent(mail)) is not None
+        except ConsulError:
+            return 0
+        if ok:
+            self.unmarked.discard(mail.id)
+            self.event("marked", id=mail.id, term=mail.term, late=True)
+        return int(ok)
 
     def send_one(self, dc: str, key: str, index: int, mail: Email, st: LockState) -> bool:
         assert st.term is not None
@@ -119,6 +136,8 @@ class Sender:
         except ConsulError:
             ok = False
         self.event("marked" if ok else "mark_failed", id=mail.id, term=st.term)
+        if not ok:
+            self.unmarked.add(mail.id)
         return ok
 
     def smtp(self, mail: Email, term: int, timeout: float) -> None:
