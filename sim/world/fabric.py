@@ -6,7 +6,8 @@ cross HTTP: decoded path, query pairs, lower-cased headers, body), evaluated by 
 pure router, and the emulator's reply comes back as a `Response` (header names
 lower-cased). The emulator's outcomes are honoured exactly as its aiohttp shell does:
 
-- ``Reply``: delivered after the local hop delay;
+- ``Reply``: the request is evaluated when sent; the reply is delivered one local round
+  trip (2 x LOCAL_HOP) later (one heap event per local exchange, not two);
 - ``Block``: parked until the DC's ``version`` moves or ``wake_at``, then re-evaluated with
   the returned ``resume``;
 - ``Forward(dc, request)``: routed per ``Federation.route``: ``deliver`` crosses the
@@ -116,7 +117,7 @@ class Fabric:
     def call(self, dc: str, request: Request, on_result: OnResult) -> Call:
         """Send `request` to DC `dc`'s local agent; `on_result` gets the Response."""
         call = Call(dc, dc, to_emulator(request), on_result)
-        self.queue.after(LOCAL_HOP, self._evaluate, call)
+        self._evaluate(call)
         return call
 
     def _evaluate(self, call: Call) -> None:
@@ -152,7 +153,7 @@ class Fabric:
             call.dc = call.origin
             self.queue.after(delay, self._answer, call, reply)
             return
-        self.queue.after(LOCAL_HOP, self._deliver, call, reply)
+        self.queue.after(2 * LOCAL_HOP, self._deliver, call, reply)
 
     def _deliver(self, call: Call, reply: Reply) -> None:
         if call.alive:
