@@ -42,6 +42,12 @@ LOCAL_HOP = 0.0005
 FORWARD_TIMEOUT = 10.0
 """How long a server waits on a forwarded RPC to an unreachable DC (Consul's dial timeout)."""
 
+BUGGIFY_RATE = 0.02
+BUGGIFY_SLOW = 0.15
+"""A slow local agent: reorders replies and shifts rounds, but stays under the default probe
+timeout (0.4s), so it never makes a healthy DC unavailable by itself (that would be a fault,
+and the liveness checks would have to know about it)."""
+
 OnResult = Callable[[Response], None]
 
 
@@ -99,6 +105,9 @@ class Fabric:
         self._timers: dict[str, Timer | None] = {}
         self._timer_at: dict[str, float | None] = {}
         self.requests = 0
+        self.rng = rng
+        self.buggify = False
+        """BUGGIFY: when on, 2% of local replies are slowed by up to BUGGIFY_SLOW seconds."""
         for name in dcs:
             model = Datacenter(
                 DcConfig(name, session_expiry=session_expiry, rpc_hold_timeout=rpc_hold_timeout),  # type: ignore[arg-type]
@@ -153,7 +162,10 @@ class Fabric:
             call.dc = call.origin
             self.queue.after(delay, self._answer, call, reply)
             return
-        self.queue.after(2 * LOCAL_HOP, self._deliver, call, reply)
+        delay = 2 * LOCAL_HOP
+        if self.buggify and self.rng.random() < BUGGIFY_RATE:
+            delay += BUGGIFY_SLOW * self.rng.random()
+        self.queue.after(delay, self._deliver, call, reply)
 
     def _deliver(self, call: Call, reply: Reply) -> None:
         if call.alive:

@@ -3,7 +3,8 @@
 Both return a `RunResult`; both are pure functions of their arguments (same seed, same
 history). Explore runs use N DCs named dc1..dcN of weight 1, default timers, random clock
 drift within `max_drift`, and a random fault schedule that stops `liveness_bound` seconds
-before the end (when the run is long enough), so every run also checks liveness.
+before the end (when the run is long enough), so every run also checks liveness. Odd
+seeds also turn BUGGIFY on (some local Consul replies are slowed at random).
 """
 
 from __future__ import annotations
@@ -54,7 +55,12 @@ def explore_topology(dcs: int, timers: Timers | None = None) -> Topology:
 def explore_world(dcs: int, duration: float, seed: int, replicas: int = 2, record: bool = True,
                   faults: bool = True) -> World:
     topo = explore_topology(dcs)
-    config = WorldConfig(replicas={name: replicas for name in topo.names}, seed=seed, record=record)
+    config = WorldConfig(
+        replicas={name: replicas for name in topo.names},
+        seed=seed,
+        record=record,
+        buggify=faults and seed % 2 == 1,
+    )
     world = World(topo, config)
     bound = default_liveness_bound(topo)
     window = duration - bound if duration - bound > 30.0 else duration

@@ -49,6 +49,8 @@ class WorldConfig:
     write_prep: float = WRITE_PREP
     liveness_bound: float | None = None
     scenario: str | None = None
+    buggify: bool = False
+    """Slow some local Consul replies at random (see Fabric.buggify)."""
     record: bool = True
     """Keep the history in memory (needed for reports and the byte-identical log)."""
 
@@ -75,6 +77,7 @@ class World:
             self.dc_names, self.rng, config.base_delay, config.jitter, config.base_loss
         )
         self.fabric = Fabric(self.queue, self.network, self.rng, self.dc_names)
+        self.fabric.buggify = config.buggify
         self.hook_failure: dict[str, str] = {}
         self.hook_duration = config.hook_duration
         self.history: list[Event] = []
