@@ -1,7 +1,8 @@
 """Focused, repeatable benchmark of `GET /v1/may-write` on one `coordinator run` replica.
 
     .venv/bin/python benchmarks/bench_maywrite.py [--duration 10] [--connections 32]
-        [--runs 3] [--warmup 2] [--label TEXT] [--out benchmarks/results/maywrite.json]
+        [--runs 3] [--warmup 2] [--label TEXT] [--server coordinator|hello] [--with-hello]
+        [--out benchmarks/results/maywrite.json]
 
 What it does:
 
@@ -20,7 +21,8 @@ What it does:
    the share of its core the replica actually got, and /proc/loadavg before and after.
 
 `--server hello` runs a plain aiohttp hello-world under uvloop in place of the replica (same
-pinning, same wrk), the floor aiohttp itself sets on this machine.
+pinning, same wrk), the floor aiohttp itself sets on this machine; `--with-hello` runs it
+after the replica in the same invocation and stores both.
 
 The JSON document (printed and written to `--out`) holds every run and a summary with the
 best and the median run by requests/s. Only 127.0.0.1 is used. Needs `wrk` (Debian).
@@ -281,6 +283,10 @@ def main() -> int:
         "--server", choices=("coordinator", "hello"), default="coordinator",
         help="hello = a plain aiohttp hello-world under uvloop instead of the replica (for comparison)",
     )
+    p.add_argument(
+        "--with-hello", action="store_true",
+        help="afterwards run the hello-world the same way; stored under aiohttp_hello_same_session",
+    )
     p.add_argument("--serve-hello", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.serve_hello:
@@ -289,6 +295,9 @@ def main() -> int:
         print("wrk not found (Debian package: wrk)", file=sys.stderr)
         return 3
     result = bench(args, sys.stderr)
+    if args.with_hello and args.server != "hello":
+        hello = bench(argparse.Namespace(**{**vars(args), "server": "hello"}), sys.stderr)
+        result["aiohttp_hello_same_session"] = {k: hello[k] for k in ("runs", "summary", "at")}
     text = json.dumps(result, indent=2)
     print(text)
     args.out.parent.mkdir(parents=True, exist_ok=True)
