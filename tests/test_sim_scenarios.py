@@ -136,3 +136,32 @@ def test_cli_run_prints_summary_json_last_and_writes_report(tmp_path: object) ->
     assert "data:image/png;base64," in html and "fence latency" in html
     with open(os.path.join(report, "one-way-seed2.png"), "rb") as fh:
         assert fh.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+SHORT = """name: short
+topology:
+  cluster: sim
+  datacenters: {dc1: {}, dc2: {}, dc3: {}}
+duration: 60
+faults:
+  - {at: 20, kind: flap, between: [dc1, dc3], period: 2s, for: 20}
+  - {at: 25, kind: crash, dc: dc2, replica: leader, for: 10}
+"""
+
+
+def test_same_seed_is_byte_identical_across_processes_and_hash_seeds(tmp_path: object) -> None:
+    import subprocess
+    import sys
+
+    path = os.path.join(str(tmp_path), "short.yaml")
+    with open(path, "w") as fh:
+        fh.write(SHORT)
+    logs = []
+    for hash_seed in ("1", "2"):
+        log = os.path.join(str(tmp_path), f"h{hash_seed}.jsonl")
+        env = {**os.environ, "PYTHONHASHSEED": hash_seed}
+        subprocess.run([sys.executable, "-m", "sim", "run", path, "--seed", "9", "--history", log],
+                       env=env, check=False, capture_output=True)
+        with open(log, "rb") as fh:
+            logs.append(fh.read())
+    assert logs[0] == logs[1] and logs[0].count(b"\n") > 20
