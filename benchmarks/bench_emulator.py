@@ -10,13 +10,21 @@ Measures, against one emulator process serving one DC on a free port:
     `GET /v1/kv/<key>?index=X&wait=60s` on one key; one PUT wakes them all. Latency per
     watcher = its response's arrival time minus the PUT's send time, both read from one
     monotonic clock in this process. Repeated for W writes (default 20); p50/p99/max over
-    all N x W samples. The watchers run in this single asyncio process, so the numbers
-    include the client's own time to drain N responses (an upper bound on the server's).
+    all N x W samples. The watchers run in this single asyncio process (pinned to CPU 1
+    when the emulator is pinned to CPU 0), so the numbers include the client's own time
+    to drain N responses (an upper bound on the server's).
+
+CPU time per operation (from /proc, user+system, 10 ms ticks) is reported next to the
+wall-clock figures: it barely depends on what else the (shared) machine runs. For the
+wake-ups it is summed over all W writes (resolution 10 ms / (N x W)), with the user/system
+split. `--quiet-load L` waits (bounded by `--quiet-wait` seconds) for the 1-minute load
+average to fall below L before measuring; the load is recorded either way.
 
 Prints one JSON document and writes it to benchmarks/results/emulator.json.
 Targets: >= 5,000 KV GET/s; wake-up p99 < 50 ms. Every loop is bounded; only 127.0.0.1.
 
 Run:  .venv/bin/python benchmarks/bench_emulator.py [--duration 10] [--watchers 1000] [--writes 20]
+          [--quiet-load 2.0 --quiet-wait 600]
 """
 
 from __future__ import annotations
@@ -68,17 +76,32 @@ def percentile(sorted_values: list[float], q: float) -> float:
     return sorted_values[rank - 1]
 
 
+def cpu_split(pid: int) -> tuple[float, float]:
+    """(user, system) CPU seconds consumed so far by process `pid` (Linux /proc; zeros elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0, 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
+
+
 def cpu_seconds(pid: int) -> float:
     """User+system CPU time consumed so far by process `pid` (Linux /proc; 0.0 elsewhere).
 
     CPU time, unlike wall time, barely depends on what else the machine runs, so it shows
     the emulator's own cost even on a busy host (resolution: one clock tick, ~10 ms).
     """
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return sum(cpu_split(pid))
+
+
+def wait_for_quiet(max_load: float, max_wait: float) -> float:
+    """Sleeps until the 1-minute load average is below `max_load` or `max_wait` seconds
+    passed (bounded); returns the load average at the end."""
+    deadline = time.monotonic() + max_wait
+    while os.getloadavg()[0] >= max_load and time.monotonic() < deadline:
+        time.sleep(5)
+    return os.getloadavg()[0]
 
 
 def pin(pid: int, cpu: int) -> bool:
@@ -237,6 +260,7 @@ async def _one_round(
     settle: float,
     server_pid: int,
     cpu_ms: list[float],
+    cpu_us_split: list[tuple[float, float]] | None = None,
 ) -> tuple[list[float], int, str]:
     """Park one blocking GET per connection at `index`, write once; (latencies_ms, early, index)."""
     host = base.split("//", 1)[1]
@@ -244,14 +268,18 @@ async def _one_round(
     futures = [w.request(raw) for w in conns]
     await asyncio.sleep(settle)
     early = sum(1 for f in futures if f.done())
-    cpu_before = cpu_seconds(server_pid)
+    split_before = cpu_split(server_pid)
+    cpu_before = sum(split_before)
     sent_at = time.perf_counter()
     async with http.put(f"{base}/v1/kv/{WATCH_KEY}", data=f"round-{round_no}".encode()) as resp:
         await resp.read()
         if resp.status != 200:
             raise RuntimeError(f"write got HTTP {resp.status}")
     results = await asyncio.wait_for(asyncio.gather(*futures), timeout=120)
-    cpu_ms.append((cpu_seconds(server_pid) - cpu_before) * 1000.0)
+    split_after = cpu_split(server_pid)
+    cpu_ms.append((sum(split_after) - cpu_before) * 1000.0)
+    if cpu_us_split is not None:
+        cpu_us_split.append((split_after[0] - split_before[0], split_after[1] - split_before[1]))
     latencies: list[float] = []
     new_index = index
     for arrived, status, seen in results:
@@ -275,6 +303,7 @@ async def _wakeup(base: str, watchers: int, writes: int, settle: float, server_p
         conns.append(proto)
     samples: list[float] = []
     cpu_ms: list[float] = []
+    split: list[tuple[float, float]] = []
     early_total = 0
     try:
         async with aiohttp.ClientSession() as http:
@@ -284,7 +313,8 @@ async def _wakeup(base: str, watchers: int, writes: int, settle: float, server_p
                 await resp.read()
                 index = resp.headers["X-Consul-Index"]
             for n in range(writes):
-                lat, early, index = await _one_round(http, base, conns, index, n, settle, server_pid, cpu_ms)
+                lat, early, index = await _one_round(http, base, conns, index, n, settle, server_pid, cpu_ms,
+                                                     split)
                 samples.extend(lat)
                 early_total += early
     finally:
@@ -292,6 +322,8 @@ async def _wakeup(base: str, watchers: int, writes: int, settle: float, server_p
             if w.transport is not None:
                 w.transport.close()
     samples.sort()
+    woken = watchers * len(cpu_ms)
+    user_s, sys_s = sum(u for u, _ in split), sum(t for _, t in split)
     return {
         "watchers": watchers,
         "writes": writes,
@@ -306,12 +338,26 @@ async def _wakeup(base: str, watchers: int, writes: int, settle: float, server_p
         "emulator_cpu_us_per_woken_watcher": (
             round(statistics.median(cpu_ms) * 1000.0 / watchers, 1) if cpu_ms and watchers else None
         ),
+        "emulator_cpu_us_per_woken_watcher_mean": round((user_s + sys_s) * 1e6 / woken, 1) if woken else None,
+        "emulator_user_us_per_woken_watcher_mean": round(user_s * 1e6 / woken, 1) if woken else None,
+        "emulator_sys_us_per_woken_watcher_mean": round(sys_s * 1e6 / woken, 1) if woken else None,
         "client": "raw asyncio protocol, one process, one keep-alive connection per watcher",
     }
 
 
-def bench_wakeup(emu: EmulatorProcess, watchers: int, writes: int, settle: float) -> dict[str, Any]:
-    return asyncio.run(_wakeup(emu.urls["dc1"], watchers, writes, settle, emu.proc.pid))
+def bench_wakeup(emu: EmulatorProcess, watchers: int, writes: int, settle: float,
+                 pinned: bool) -> dict[str, Any]:
+    """Runs the watchers in this process, on CPU 1 when the emulator is pinned to CPU 0."""
+    before = os.sched_getaffinity(0) if pinned else None
+    if pinned:
+        os.sched_setaffinity(0, {1})
+    try:
+        result = asyncio.run(_wakeup(emu.urls["dc1"], watchers, writes, settle, emu.proc.pid))
+    finally:
+        if before is not None:
+            os.sched_setaffinity(0, before)
+    result["client_pinned_to_cpu1"] = pinned
+    return result
 
 
 # ---------------------------------------------------------------- main
@@ -329,6 +375,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--settle", type=float, default=2.0, help="seconds for watchers to park before a write"
     )
+    parser.add_argument("--quiet-load", type=float, default=None,
+                        help="wait until the 1-minute load average is below this before measuring")
+    parser.add_argument("--quiet-wait", type=float, default=600.0,
+                        help="give up waiting for --quiet-load after this many seconds")
     parser.add_argument("--output", type=Path, default=RESULT_PATH)
     parser.add_argument(
         "--loadgen", nargs=3, metavar=("URL", "DURATION", "CONNECTIONS"), help=argparse.SUPPRESS
@@ -341,12 +391,14 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     fd_limit = raise_fd_limit()
+    if args.quiet_load is not None:
+        wait_for_quiet(args.quiet_load, args.quiet_wait)
     load_before = round(os.getloadavg()[0], 2)
     emu = start_emulator(["dc1"], http_port=0)
     try:
         pinned = pin(emu.proc.pid, 0)
         kv_get = bench_kv_get(emu, args.tool, args.duration, args.connections)
-        wakeup = bench_wakeup(emu, args.watchers, args.writes, args.settle)
+        wakeup = bench_wakeup(emu, args.watchers, args.writes, args.settle, pinned)
     finally:
         code = emu.stop()
     result = {
