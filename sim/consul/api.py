@@ -9,6 +9,11 @@ discrete-event simulator drive the same code:
         outcome = router.handle(req, now, outcome.resume)
     if isinstance(outcome, Forward): deliver per Federation.route(...)
 
+A Block may carry a `Watch` (what a blocking KV query depends on): a shell parking many
+waiters can then re-evaluate only those whose key/prefix changed
+(`Datacenter.take_kv_changes`, `Datacenter.leader_epoch`); waking on every `version`
+change, as the simulator does, stays correct.
+
 Order of checks mirrors Consul: `?dc=` forwarding first (the remote DC resolves the
 token), then ACL, then the endpoint (leader gate, validation, state).
 """
