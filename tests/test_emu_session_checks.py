@@ -12,8 +12,7 @@ import json
 from typing import Any
 
 import pytest
-
-from tests.test_emu_model import Emu
+from test_emu_model import Emu
 
 
 def _register_ttl_check(emu: Emu, check_id: str) -> None:
