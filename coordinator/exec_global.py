@@ -8,8 +8,10 @@ may-write lease.
 
 * `GlobalApiSource` follows ``GET /v1/locks/<name>?index=&wait=`` of a coordinator;
 * `GlobalReplicaSource` runs a replica in-process (like `ReplicaSource`) and reads the
-  lock from its core; it re-reads every `POLL` seconds while waiting, because lock
-  changes do not move the DC answer index the runner wakes on.
+  lock from its core; a poll waits on the runner's lock index
+  (`Runner.wait_for_lock_change`), so it wakes on the change itself. On exit (after CMD
+  was stopped) `close` shuts the replica down, which first RELEASES the lock (the child
+  is gone: nobody acts on our "yes"), so another DC takes over at once.
 
 CMD runs only in the DC whose leader holds the lock, and is stopped (TERM, then KILL)
 before the hold can end, exactly as for the DC-level exec.
@@ -17,7 +19,6 @@ before the hold can end, exactly as for the DC-level exec.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Mapping
 from urllib.parse import quote
@@ -27,9 +28,6 @@ import httpx
 from coordinator.daemon.serve import RunOptions
 from coordinator.exec_sources import ApiSource, Clock, Grant, ReplicaSource, SourceError
 from coordinator.locks_client import parse_lock_body
-
-POLL = 0.05
-"""Seconds between re-reads of an in-process replica's lock while a poll waits."""
 
 
 def _grant(name: str, body: dict[str, object], sent_at: float) -> Grant:
@@ -76,15 +74,12 @@ class GlobalReplicaSource(ReplicaSource):
         runner = self._runner
         if runner is None:
             raise SourceError("replica not started")
-        deadline = runner.clock() + wait
-        while True:
-            now = runner.clock()
-            ans = runner.core.globals.answer(self.name, now)  # type: ignore[attr-defined]
-            if ans is None:
-                raise SourceError(f"no global lock {self.name!r}")
-            if ans.index != index or now >= deadline:
-                break
-            await asyncio.sleep(min(POLL, max(deadline - now, 0.0)))
+        globals_ = runner.core.globals  # type: ignore[attr-defined]
+        await runner.wait_for_lock_change(lambda: globals_.lock_index(self.name) != index, wait)
+        now = runner.clock()
+        ans = globals_.answer(self.name, now)
+        if ans is None:
+            raise SourceError(f"no global lock {self.name!r}")
         dc = self.dc or ""
         if ans.held and ans.term is not None:
             return Grant(True, dc, ans.index, token=ans.term, expires_at=now + ans.valid_for)

@@ -9,14 +9,19 @@ The DC leader's `ReplicaCore` owns one. Contract (all pure, `now` passed in):
 * or, simplest, call `drive(now, identity, dc_valid_until)` after every step: it does
   begin/stop on identity changes, then set_dc and on_timer;
 * `answer(name, now)` is what `GET /v1/locks/<name>` shows; `index` moves whenever any
-  lock's (held, term) changes.
+  lock's (held, term) changes, `lock_index(name)` whenever that lock's does (reading it
+  records nothing, unlike `answer`);
+* `release(name, now, hold_off)` is a graceful hand-over of one lock; `shutdown(now)`
+  releases every lock for a host that stops for good, after which `releasing` stays true
+  until every release write (and its one retry) came back; `release_budget()` bounds how
+  long a host should wait for that.
 """
 
 from __future__ import annotations
 
 import math
 
-from coordinator.core.globallock import GlobalAnswer, GlobalLock
+from coordinator.core.globallock import GlobalAnswer, GlobalLock, GlobalRole
 from coordinator.core.plumbing import Inflight, Pending, Result
 from coordinator.core.protocol import Command
 from coordinator.core.topology import Topology
@@ -81,3 +86,28 @@ class GlobalLocks:
     def release(self, name: str, now: float, hold_off: float = 0.0) -> list[Command]:
         lock = self.locks.get(name)
         return lock.release(now, hold_off) if lock is not None else []
+
+    def lock_index(self, name: str) -> int | None:
+        lock = self.locks.get(name)
+        return lock.index if lock is not None else None
+
+    def role(self, name: str) -> GlobalRole | None:
+        lock = self.locks.get(name)
+        return lock.role if lock is not None else None
+
+    def shutdown(self, now: float) -> list[Command]:
+        """Release every lock and stop contending for good (no `drive` afterwards)."""
+        self.identity = None
+        return [cmd for lock in self.locks.values() for cmd in lock.shutdown(now)]
+
+    @property
+    def releasing(self) -> bool:
+        return any(lock.releasing for lock in self.locks.values())
+
+    def release_budget(self) -> float:
+        """How long a stopping host waits for the release writes: write, re-read, write."""
+        return max((3 * lock.spec.request_timeout for lock in self.locks.values()), default=0.0)
+
+    def cancel_release(self, now: float) -> list[Command]:
+        """Abandon release writes still in flight (the host's wait for them is over)."""
+        return self.stop(now) if self.releasing else []

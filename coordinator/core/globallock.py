@@ -20,7 +20,10 @@ Protocol, per round (every ``renew_interval``, all requests sent at the round's 
   majority are running AND its DC may write; the "yes" lasts until the earlier of both;
 * losing the DC gate ends a tenure at once without releasing (answers handed out may still
   run; the registers lapse); `release` (graceful) ends it and writes every register we
-  hold to ``holder=""`` with the same term, by CAS, so contenders need not wait.
+  hold to ``holder=""`` with the same term, by CAS, so contenders need not wait. A release
+  CAS that fails (a renewal of ours was applied first) or whose outcome is unknown is
+  followed by one ``?consistent`` read and, if the register still names us with that
+  term, one more release CAS; `shutdown` is `release` for a host that stops for good.
 
 Invariants (checked by sim/world/global_invariants.py): at any instant at most one
 claimant holds; terms of successive tenures strictly increase (the term is the fencing
@@ -112,6 +115,8 @@ class GlobalLock:
         self.index = 1
         """Never 0 (like X-Consul-Index), so a long-poll on it always blocks."""
         self._key: tuple[bool, int | None] = (False, None)
+        self._releasing: dict[str, tuple[int, int]] = {}
+        """DC -> (term being released, release CAS attempts left) while a release is open."""
 
     # --- host entry points ------------------------------------------------------------
 
@@ -132,6 +137,7 @@ class GlobalLock:
         for v in self.views.values():
             v.claim_from = None
         cmds = self.inflight.cancel([self._kind("round"), self._kind("release")])
+        self._releasing.clear()
         self._refresh(now)
         return cmds
 
@@ -147,20 +153,75 @@ class GlobalLock:
 
         Safe because our claims end before the release writes are sent (we count no claim
         after this call); the caller asserts that nobody still acts on an earlier "yes"
-        (exec --global releases only after its child exited). We do not contend again for
-        `hold_off` seconds.
+        (exec --global releases only after its child exited; an admin release or a
+        shutdown is the operator's statement). We do not contend again for `hold_off`
+        seconds.
         """
         if self.role is GlobalRole.INACTIVE:
             return []
+        cmds = self._release_writes(now)
+        self.hold_off_until = max(self.hold_off_until, now + hold_off)
+        return cmds + self._refresh(now)
+
+    def shutdown(self, now: float) -> list[Command]:
+        """Our host stops for good: cancel the round in flight, `release`, become INACTIVE.
+
+        Unlike `stop`, the release writes stay in flight (`releasing` says so) so the host
+        can wait for them, bounded, before it gives up its DC leadership.
+        """
+        cmds = self.inflight.cancel([self._kind("round")])
+        self.round = None
+        if self.role is not GlobalRole.INACTIVE:
+            cmds += self._release_writes(now)
+        self.role = GlobalRole.INACTIVE
+        self.next_round_at = math.inf
+        self._refresh(now)
+        return cmds
+
+    @property
+    def releasing(self) -> bool:
+        """A release write (or its re-read) is still in flight."""
+        return self.inflight.has(self._kind("release"))
+
+    def _release_writes(self, now: float) -> list[Command]:
+        """End the tenure, then CAS ``holder=""`` (same term) onto every register we claim."""
         term = self.term
         mine = [v for v in self.views.values() if v.claim_from is not None and v.index]
         self._end_tenure()
-        self.hold_off_until = max(self.hold_off_until, now + hold_off)
-        cmds: list[Command] = []
-        if term is not None:
-            for v in mine:
-                cmds.append(self._send_write(v, Register("", term, self._next_wseq()), now, "release"))
-        return cmds + self._refresh(now)
+        if term is None:
+            return []
+        for v in mine:
+            self._releasing[v.dc] = (term, 2)
+        return [self._send_release(v, term, now) for v in mine]
+
+    def _send_release(self, v: RegView, term: int, now: float) -> SendRequest:
+        left = self._releasing.get(v.dc, (term, 1))[1]
+        self._releasing[v.dc] = (term, left - 1)
+        return self._send_write(v, Register("", term, self._next_wseq()), now, "release")
+
+    def _on_release(
+        self, v: RegView, written: Register | None, result: Result, p: Pending, now: float
+    ) -> list[Command]:
+        """A release write or its re-read came back: retry once if the register is still ours."""
+        if written is not None:
+            if self._on_write(v, written, result, p.sent_at, now, claim=False):
+                self._releasing.pop(v.dc, None)
+                return []
+        else:
+            self._on_read(v, result, now)
+        pending = self._releasing.get(v.dc)
+        if pending is None or self.role in (GlobalRole.HOLDER, GlobalRole.CANDIDATE):
+            self._releasing.pop(v.dc, None)
+            return []
+        term, left = pending
+        if written is not None and left > 0:
+            req = c.kv_get(self.key, dc=v.dc, consistency="consistent", timeout=self.spec.request_timeout)
+            return [self.inflight.send(self._kind("release"), req, now, (0, v.dc, None))]
+        ours = v.value is not None and v.value.holder == self.me and v.value.term == term
+        if written is None and ours and v.index and left > 0:
+            return [self._send_release(v, term, now)]
+        self._releasing.pop(v.dc, None)
+        return []
 
     def on_timer(self, now: float) -> list[Command]:
         if self.role is GlobalRole.INACTIVE:
@@ -198,8 +259,7 @@ class GlobalLock:
         seq, dc, written = data
         view = self.views[dc]
         if p.kind == self._kind("release"):
-            self._on_write(view, written, result, p.sent_at, now, claim=False)
-            return self._refresh(now)
+            return self._on_release(view, written, result, p, now) + self._refresh(now)
         rnd = self.round
         if rnd is None or seq != rnd.seq:
             return []
@@ -284,7 +344,9 @@ class GlobalLock:
         self._end_tenure()
         self.hold_off_until = now + self.spec.renew_interval * (1 + self.rank)
         assert term is not None
-        return [self._send_write(v, Register("", term, self._next_wseq()), now, "release") for v in won]
+        for v in won:
+            self._releasing[v.dc] = (term, 2)
+        return [self._send_release(v, term, now) for v in won]
 
     # --- results ----------------------------------------------------------------------
 
@@ -304,24 +366,26 @@ class GlobalLock:
 
     def _on_write(
         self, v: RegView, written: Register | None, result: Result, sent_at: float, now: float, *, claim: bool
-    ) -> None:
+    ) -> bool:
+        """Record a CAS write's result; True iff Consul applied it."""
         try:
             res = unwrap(result, c.parse_txn)
         except TxnRolledBack:
             v.forget_index()
             v.claim_from = None
-            return
+            return False
         except ConsulError:
             v.forget_index()
-            return
+            return False
         if not res.results:
             v.forget_index()
-            return
+            return False
         index = res.results[0].modify_index
         v.observe(index, written, now)
         if claim and written is not None and self.role in (GlobalRole.CANDIDATE, GlobalRole.HOLDER):
             v.claim_from = sent_at
             v.claim_index = index
+        return True
 
     # --- rules ------------------------------------------------------------------------
 

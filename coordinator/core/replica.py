@@ -103,6 +103,8 @@ class ReplicaCore:
         self._answer_key: tuple[bool, int | None, Reason | None] | None = None
         self._answer_index = 0
         self._cached: MayWriteAnswer | None = None
+        self._release_deadline: float | None = None
+        """While shutting down: until when we wait for the global locks' release writes."""
 
     # --- protocol entry points --------------------------------------------------------
 
@@ -119,6 +121,11 @@ class ReplicaCore:
     def state(self) -> DcState:
         return self.dcstate.state
 
+    @property
+    def lock_index(self) -> int:
+        """Moves whenever any global lock's (held, term) changes (long-polls on locks wait for it)."""
+        return self.globals.index
+
     def start(self, now: float) -> list[Command]:
         if self.started:
             return []
@@ -134,8 +141,10 @@ class ReplicaCore:
 
     def next_deadline(self) -> float | None:
         """When `on_timer` must next be called (None: nothing scheduled, e.g. after shutdown)."""
-        if not self.started or self.shutting_down:
+        if not self.started:
             return None
+        if self.shutting_down:
+            return self._release_deadline
         times = [self.election.next_deadline(), self.catchup.next_deadline()]
         if self.prober is not None:
             times.append(self.prober.next_deadline())
@@ -186,6 +195,13 @@ class ReplicaCore:
         if action is AdminAction.UNFENCE:
             return self._run(now, lambda: self._unfence(now))
         return self._run(now, lambda: self._admin_caught_up())
+
+    def release_global(self, name: str, now: float, hold_off: float) -> list[Command]:
+        """Admin hand-over of global lock `name` (GlobalLock.release): stop holding, free
+        the registers, do not contend again for `hold_off` seconds. No-op while stopping."""
+        if self.shutting_down:
+            return []
+        return self._run(now, lambda: self.globals.release(name, now, hold_off))
 
     def may_write(self, now: float) -> MayWriteAnswer:
         """The answer at `now` (hot path: served from the answer cached by the last entry point).
@@ -265,6 +281,8 @@ class ReplicaCore:
         if not self.shutting_down:
             cmds += self._reconcile(now)
             cmds += self._drive_globals(now)
+        else:
+            cmds += self._after_release(now)
         key = self._key(now)
         if key != self._answer_key:
             self._answer_key = key
@@ -285,7 +303,7 @@ class ReplicaCore:
 
     def _tick(self, now: float) -> list[Command]:
         if self.shutting_down:
-            return []
+            return []  # _run finishes a pending global release (_after_release)
         cmds: list[Command] = []
         if self.dcstate.state is not DcState.FENCED and (
             self.lease_expiry is None or now >= self.lease_expiry
@@ -421,7 +439,7 @@ class ReplicaCore:
             self.election.role = Role.STOPPED
             return []
         cmds = self.inflight.cancel_all()
-        self.globals.drive(now, None, None)
+        cmds += self.globals.shutdown(now)
         self.catchup.abort()
         if self.prober is not None:
             self.prober.abort()
@@ -429,8 +447,20 @@ class ReplicaCore:
         self.token = None
         self.dcstate.fire(DcEvent.FENCE, now, Reason.SHUTTING_DOWN)
         self.shutting_down = True
-        cmds += self.election.shutdown(now)
+        self._release_deadline = now + self.globals.release_budget()
         return self._run(now, lambda: cmds)
+
+    def _after_release(self, now: float) -> list[Command]:
+        """Shutdown, second phase: once every global release write came back (or the
+        budget ran out), give up the DC leadership (release key, destroy session...).
+        The global releases go first so that no register outlives its claimant's
+        session unreleased (docs/global-lock.md)."""
+        if self._release_deadline is None:
+            return []
+        if self.globals.releasing and now < self._release_deadline:
+            return []
+        self._release_deadline = None
+        return self.globals.cancel_release(now) + self.election.shutdown(now)
 
     @property
     def role(self) -> Role:

@@ -1,9 +1,10 @@
 """The coordinator's HTTP API (aiohttp.web), described by coordinator/openapi.yaml.
 
 Routes: GET /v1/may-write, GET /v1/status, GET /metrics, GET /v1/openapi.yaml and the admin
-POSTs /v1/caught-up, /v1/fence, /v1/unfence. Every error body is JSON ``{"error": ...}``:
-400 bad blocking parameters, 401 wrong admin token, 403 admin API disabled, 404 unknown
-path, 405 wrong method (with ``Allow``).
+POSTs /v1/caught-up, /v1/fence, /v1/unfence; the global locks' GET /v1/locks/<name> and
+admin POST /v1/locks/<name>/release live in coordinator.daemon.locks_api. Every error
+body is JSON ``{"error": ...}``: 400 bad blocking parameters, 401 wrong admin token, 403
+admin API disabled, 404 unknown path, 405 wrong method (with ``Allow``).
 
 Invariants:
 
@@ -122,7 +123,7 @@ class Api:
             for m in allowed:
                 resource.add_route(m, handler)
             resource.add_route("*", _method_not_allowed(allowed))
-        add_lock_routes(app, self.runner)
+        add_lock_routes(app, self.runner, self._check_admin)
         app.router.add_route("*", "/{tail:.*}", _not_found)
         return app
 

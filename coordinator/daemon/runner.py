@@ -5,7 +5,9 @@ decision logic. Invariants:
 
 * every core call goes through `Runner._dispatch`, which runs the returned commands in
   order, wakes the timer loop (the deadline may have moved) and, when ``answer_index``
-  moved, wakes the API long-pollers and the answer listeners;
+  moved, wakes the API long-pollers and the answer listeners; when the core's optional
+  ``lock_index`` (global locks, ReplicaCore.lock_index) moved, it wakes the lock waiters
+  (`wait_for_lock_change`): lock long-polls wake on the change itself, never by polling;
 * ``now`` handed to the core is always ``clock()`` (``time.monotonic`` by default) read
   at the moment of the call;
 * the result of a cancelled request or hook is never delivered; every other request is
@@ -114,6 +116,10 @@ class Runner:
         self._last_index = core.answer_index
         self._timer_task: asyncio.Task[None] | None = None
         self._listeners: list[Callable[[], None]] = []
+        self._locks_changed = asyncio.Event()
+        self._last_lock_index = self._lock_index()
+        self.lock_wakeups = 0
+        """How often a lock waiter woke up (each wake re-checks its condition once)."""
         self.consul_outcomes: dict[str, int] = dict.fromkeys(OUTCOMES, 0)
         """Counters for consul_requests_total{outcome}; read by the metrics collector."""
 
@@ -154,6 +160,27 @@ class Runner:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(event.wait(), remaining)
 
+    def run_core(self, method: Callable[..., list[Command]], *args: Any) -> None:
+        """Call a core entry point outside CoreLike (e.g. ReplicaCore.release_global) as
+        ``method(*args, now)`` and execute its commands like every other core call."""
+        self._dispatch(method, *args, self.clock())
+
+    async def wait_for_lock_change(self, moved: Callable[[], bool], timeout: float) -> None:
+        """Return once ``moved()`` is true or after `timeout` seconds (never raises).
+
+        ``moved`` is evaluated now and then only after a core step moved ``lock_index``:
+        no polling, one wake-up per change.
+        """
+        deadline = self.clock() + timeout
+        while not moved():
+            remaining = deadline - self.clock()
+            if remaining <= 0:
+                return
+            event = self._locks_changed
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(event.wait(), remaining)
+            self.lock_wakeups += 1
+
     async def shutdown(self, grace: float = 5.0) -> bool:
         """Graceful stop: AdminAction.SHUTDOWN, wait up to `grace` s for ``core.finished``.
 
@@ -192,6 +219,11 @@ class Runner:
         for command in commands:
             self._execute(command)
         self._wake.set()
+        lock_index = self._lock_index()
+        if lock_index != self._last_lock_index:
+            self._last_lock_index = lock_index
+            self._locks_changed.set()
+            self._locks_changed = asyncio.Event()
         index = self.core.answer_index
         if index != self._last_index:
             self._last_index = index
@@ -202,6 +234,10 @@ class Runner:
                     listener()
                 except Exception:
                     log.exception("answer listener failed")
+
+    def _lock_index(self) -> int:
+        value = getattr(self.core, "lock_index", 0)
+        return value if isinstance(value, int) else 0
 
     def _execute(self, command: Command) -> None:
         if isinstance(command, SendRequest):
