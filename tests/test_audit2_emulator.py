@@ -146,11 +146,6 @@ def test_session_destroy_and_renew_are_put_only() -> None:
 
 # ---- KV indexes (agent/consul/state/kvs.go kvsSetTxn; agent/kvs_endpoint.go KVSPut) ----------
 
-@pytest.mark.xfail(strict=True, reason=(
-    "sim/consul/kv.py KVStore.set keeps the old LockIndex when lock_index is None; Consul's "
-    "kvsSetTxn stores the incoming DirEntry whose LockIndex is 0 for a plain/CAS PUT and txn "
-    "set/cas. Fix: default lock_index to 0 in KVStore.set (lock/unlock pass theirs), and relax "
-    "Datacenter.check_invariants' 'LockIndex never decreases' to acquisitions only."))
 def test_plain_put_on_a_locked_key_resets_lock_index_to_zero_but_keeps_session() -> None:
     """KVSPut builds DirEnt{Key, Flags, Value} (LockIndex 0); kvsSetTxn only carries over
     CreateIndex and (for updateSession=false) Session; DirEntry.Equal compares LockIndex."""
@@ -165,7 +160,6 @@ def test_plain_put_on_a_locked_key_resets_lock_index_to_zero_but_keeps_session()
     assert base64.b64decode(after["Value"]) == b"b"
 
 
-@pytest.mark.xfail(strict=True, reason="same root cause as the plain PUT case (kv.py KVStore.set)")
 def test_txn_set_on_a_locked_key_resets_lock_index_to_zero() -> None:
     dc = Dc()
     sid = dc.session()

@@ -1,8 +1,14 @@
 """Random operation sequences on the pure DC model keep Consul's invariants.
 
 After every step `Datacenter.check_invariants()` runs (indexes never go backwards, a key is
-held only by a live session, LockIndex never decreases while a key lives) plus the
+held only by a live session, LockIndex drops only when the entry is rewritten) plus the
 properties below, checked against what the test itself observed.
+
+LockIndex, as Consul's kvs.go computes it (kvsLockTxn, kvsUnlockTxn, kvsSetTxn): it counts
+lock acquisitions since the key's last plain write. An acquisition by a new holder sets it
+to previous + 1 (1 on a new key); a re-acquisition by the holder, a release and a session
+invalidation keep it; a plain/CAS write (PUT, txn `set`/`cas`) resets it to 0 and keeps the
+Session. It is therefore monotonic across acquisitions only, not across plain writes.
 """
 
 from __future__ import annotations
@@ -68,18 +74,36 @@ class DcMachine(RuleBasedStateMachine):
                 assert after.lock_index == before.lock_index
             elif before is not None:
                 assert after.lock_index == before.lock_index + 1
+            else:
+                assert after.lock_index == 1
         else:
             assert after == before
 
     @rule(key=KEYS, pick=st.integers(0, 7))
     def release(self, key: str, pick: int) -> None:
-        if self.dc.leader:
-            self.dc.kv_apply("unlock", key, None, session=self._sid(pick), now=self.now)
+        if not self.dc.leader:
+            return
+        sid = self._sid(pick)
+        before = self.dc.kv.get(key)
+        ok = self.dc.kv_apply("unlock", key, None, session=sid, now=self.now)
+        after = self.dc.kv.get(key)
+        assert ok == (before is not None and before.session == sid)
+        if ok:
+            assert before is not None and after is not None
+            assert after.session == "" and after.lock_index == before.lock_index
+        else:
+            assert after == before
 
     @rule(key=KEYS)
     def plain_put_or_delete(self, key: str) -> None:
-        if self.dc.leader:
-            self.dc.kv_apply("set", key, b"p", now=self.now)
+        if not self.dc.leader:
+            return
+        before = self.dc.kv.get(key)
+        assert self.dc.kv_apply("set", key, b"p", now=self.now)
+        after = self.dc.kv.get(key)
+        assert after is not None and after.value == b"p"
+        assert after.lock_index == 0, "a plain write resets LockIndex (kvsSetTxn)"
+        assert after.session == (before.session if before is not None else "")
 
     @rule(key=KEYS, cas=st.integers(0, 40))
     def delete_cas(self, key: str, cas: int) -> None:
@@ -97,6 +121,17 @@ class DcMachine(RuleBasedStateMachine):
         outcome = self.dc.txn(ops, self.now)
         if outcome.errors is not None:
             assert (self.dc.index, dict(self.dc.kv.entries)) == before
+            return
+        sid = self._sid(pick)
+        for k in set(keys):
+            old, new = before[1].get(k), self.dc.kv.get(k)
+            assert new is not None and new.session == sid
+            if old is None:
+                assert new.lock_index == 1
+            elif old.session == sid:
+                assert new.lock_index == old.lock_index
+            else:
+                assert new.lock_index == old.lock_index + 1
 
     @rule(pick=st.integers(0, 7))
     def destroy(self, pick: int) -> None:

@@ -401,18 +401,23 @@ def test_acquire_release_and_lock_index(c: consul.Consul) -> None:
         _, e4 = c.kv.get(k)
         assert e4["Session"] == s1
         assert e4["Value"] == b"plain"
+        assert e4["LockIndex"] == 0, "kvsSetTxn stores the PUT's LockIndex (0), keeps Session"
+
+        assert c.kv.put(k, "again", acquire=s1) is True
+        _, e4b = c.kv.get(k)
+        assert e4b["LockIndex"] == 0, "the holder re-acquiring keeps LockIndex, even 0"
 
         assert c.kv.put(k, "released", release=s1) is True
         _, e5 = c.kv.get(k)
         assert e5.get("Session") in (None, "")
-        assert e5["LockIndex"] == 1, "release keeps LockIndex"
-        assert e5["ModifyIndex"] > e4["ModifyIndex"]
+        assert e5["LockIndex"] == 0, "release keeps LockIndex"
+        assert e5["ModifyIndex"] > e4b["ModifyIndex"]
 
         # An explicit release arms no lock-delay, even with the default 15s: s2 gets it now.
         assert c.kv.put(k, "two", acquire=s2) is True
         _, e6 = c.kv.get(k)
         assert e6["Session"] == s2
-        assert e6["LockIndex"] == 2, "a new acquisition bumps LockIndex"
+        assert e6["LockIndex"] == 1, "a new acquisition bumps LockIndex"
     finally:
         c.session.destroy(s1)
         c.session.destroy(s2)

@@ -8,7 +8,13 @@ replaced on write), so readers can hand them out without copying.
 Invariants (checked by `Datacenter.check_invariants`):
 - 0 < CreateIndex <= ModifyIndex <= table_index;
 - `table_index` = highest index of any KV write or tombstone (never decreases);
-- a key has at most one Session (structurally) and LockIndex never decreases while the key lives.
+- a key has at most one Session (structurally);
+- LockIndex counts lock acquisitions since the key's last plain write: an acquisition by a
+  new holder sets it to previous + 1 (1 for a new key), a re-acquisition by the holder, a
+  release and a session invalidation keep it, and a plain/CAS write (PUT, txn `set`/`cas`)
+  resets it to 0 while keeping the Session (kvsSetTxn stores the request's entry, whose
+  LockIndex is 0). So a held key may show LockIndex 0, and LockIndex never decreases
+  across acquisitions only.
 
 Change journal for blocking queries: every key written or tombstoned is recorded until
 `take_changes()`; at most `MAX_TRACKED_CHANGES` keys are kept, beyond that the journal
@@ -169,14 +175,18 @@ class KVStore:
     # ---- writes (state store semantics, kvs.go) -------------------------------------
 
     def set(self, idx: int, key: str, value: bytes | None, flags: int,
-            session: str | None = None, lock_index: int | None = None) -> KVEntry:
-        """kvsSetTxn. session=None keeps the existing session (plain PUT ignores locks)."""
+            session: str | None = None, lock_index: int = 0) -> KVEntry:
+        """kvsSetTxn: stores the given entry, carrying over only CreateIndex and (when
+        session=None, i.e. a plain write that ignores locks) the existing Session.
+        LockIndex is what the caller passes: 0 for a plain/CAS write (Consul's HTTP handler
+        and txn set/cas send LockIndex 0), the lock's own for lock/unlock. A write equal to
+        the stored entry (DirEntry.Equal) is skipped and returns the stored entry."""
         existing = self.entries.get(key)
         new = KVEntry(
             key=key,
             value=value,
             flags=flags,
-            lock_index=lock_index if lock_index is not None else (existing.lock_index if existing else 0),
+            lock_index=lock_index,
             session=session if session is not None else (existing.session if existing else ""),
             create_index=existing.create_index if existing else idx,
             modify_index=idx,

@@ -65,7 +65,7 @@ class Datacenter:
         self.leader_lost_at: float | None = None
         self.leader_epoch = 0
         """Bumps on every leader flip (every parked query must be re-evaluated then)."""
-        self._lock_seen: dict[str, tuple[int, int]] = {}
+        self._lock_seen: dict[str, tuple[int, int, int]] = {}
         self._index_seen = 0
         idx = self._next()
         self.catalog.ensure_node(idx, self.node, str(uuid.uuid5(uuid.NAMESPACE_DNS, self.node)),
@@ -327,24 +327,25 @@ class Datacenter:
 
     def check_invariants(self) -> None:
         """Raises AssertionError if the state breaks a Consul invariant. Stateful across
-        calls: also checks the index never went backwards and LockIndex never decreased."""
+        calls: also checks the index never went backwards and that a key's LockIndex
+        (while the key lives) only drops when the entry was rewritten: Consul resets it to
+        0 on a plain/CAS write, otherwise only acquisitions change it, and only upwards."""
         assert self.index > 0
         assert self.index >= self._index_seen, "index went backwards"
         self._index_seen = self.index
         for table in (self.kv.table_index, self.sessions_index, self.catalog.table_index):
             assert 0 <= table <= self.index
-        seen: dict[str, tuple[int, int]] = {}
+        seen: dict[str, tuple[int, int, int]] = {}
         for key, e in self.kv.entries.items():
             assert e.key == key
             assert 0 < e.create_index <= e.modify_index <= self.kv.table_index
             assert e.lock_index >= 0
             if e.session:
                 assert e.session in self.sessions, f"{key} held by dead session {e.session}"
-                assert e.lock_index >= 1
             prev = self._lock_seen.get(key)
-            if prev is not None and prev[0] == e.create_index:
-                assert e.lock_index >= prev[1], f"LockIndex of {key} decreased"
-            seen[key] = (e.create_index, e.lock_index)
+            if prev is not None and prev[0] == e.create_index and e.lock_index < prev[1]:
+                assert e.modify_index > prev[2], f"LockIndex of {key} decreased without a write"
+            seen[key] = (e.create_index, e.lock_index, e.modify_index)
         self._lock_seen = seen
         for sid, s in self.sessions.items():
             assert s.id == sid and 0 < s.create_index <= self.sessions_index
