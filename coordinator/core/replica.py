@@ -196,7 +196,7 @@ class ReplicaCore:
             return self._run(now, lambda: self._unfence(now))
         return self._run(now, lambda: self._admin_caught_up())
 
-    def release_global(self, name: str, now: float, hold_off: float) -> list[Command]:
+    def release_global(self, name: str, hold_off: float, now: float) -> list[Command]:
         """Admin hand-over of global lock `name` (GlobalLock.release): stop holding, free
         the registers, do not contend again for `hold_off` seconds. No-op while stopping."""
         if self.shutting_down:
