@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from sim.consul.api import Router
+from sim.consul.durations import NumError, parse_uint64
 from sim.consul.federation import Federation
 from sim.consul.http_types import Block, Forward, Reply, Request
 from sim.consul.model import Datacenter, DcConfig
@@ -194,10 +195,6 @@ def test_delete_cas_zero_on_existing_key_is_false_and_on_missing_key_true() -> N
 
 # ---- query-parameter parsing (strconv.ParseUint, agent/http.go parseWait) ---------------------
 
-@pytest.mark.xfail(strict=True, reason=(
-    "sim/consul/api_kv.py _uint accepts any str.isdigit() text: values above 2**64-1 and "
-    "non-ASCII digits. Fix: require text.isascii() and int(text) < 2**64; on overflow raise "
-    "ConsulError('strconv.ParseUint: parsing \"<text>\": value out of range')."))
 def test_flags_above_uint64_is_500_value_out_of_range() -> None:
     dc = Dc()
     big = str(2**64)
@@ -205,18 +202,36 @@ def test_flags_above_uint64_is_500_value_out_of_range() -> None:
     assert (r.status, r.text) == (500, f'strconv.ParseUint: parsing "{big}": value out of range')
 
 
-@pytest.mark.xfail(strict=True, raises=ValueError, reason=(
-    "sim/consul/api_kv.py _uint: '²'.isdigit() is True but int('²') raises ValueError, which "
-    "escapes the router (aiohttp answers a bare 500). Fix: also require text.isascii()."))
 def test_non_ascii_digit_flags_is_invalid_syntax_not_a_crash() -> None:
     dc = Dc()
     r = dc.reply("PUT", "/v1/kv/k", [("flags", "\u00b2")], b"x")
     assert (r.status, r.text) == (500, 'strconv.ParseUint: parsing "\u00b2": invalid syntax')
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "sim/consul/api.py Call.blocking accepts index > 2**64-1; Go's ParseUint fails and Consul "
-    "answers 400 `Invalid index`. Fix: index_s.isascii() and int(index_s) < 2**64."))
+def test_flags_at_uint64_max_is_accepted_and_cas_overflow_is_500() -> None:
+    dc = Dc()
+    top = str(2**64 - 1)
+    assert dc.reply("PUT", "/v1/kv/k", [("flags", top)], b"x").json() is True
+    assert dc.entry("k")["Flags"] == 2**64 - 1
+    big = str(2**64)
+    for method in ("PUT", "DELETE"):
+        r = dc.reply(method, "/v1/kv/k", [("cas", big)], b"y" if method == "PUT" else b"")
+        assert (r.status, r.text) == (500, f'strconv.ParseUint: parsing "{big}": value out of range')
+
+
+@pytest.mark.parametrize(("text", "err"), [
+    ("", "invalid syntax"), ("+1", "invalid syntax"), (" 1", "invalid syntax"),
+    ("1_0", "invalid syntax"), ("-0", "invalid syntax"), ("0x10", "invalid syntax"),
+    ("99999999999999999999x", "value out of range"),
+    ("x99999999999999999999", "invalid syntax"),
+])
+def test_parse_uint64_matches_go_strconv(text: str, err: str) -> None:
+    """Go scans left to right: the first bad character or overflowing digit decides."""
+    with pytest.raises(NumError) as caught:
+        parse_uint64(text)
+    assert str(caught.value) == f'strconv.ParseUint: parsing "{text}": {err}'
+
+
 def test_index_above_uint64_is_400_invalid_index() -> None:
     dc = Dc()
     assert dc.reply("PUT", "/v1/kv/k", body=b"x").json() is True
@@ -224,9 +239,6 @@ def test_index_above_uint64_is_400_invalid_index() -> None:
     assert (r.status, r.text) == (400, "Invalid index")
 
 
-@pytest.mark.xfail(strict=True, raises=ValueError, reason=(
-    "sim/consul/api.py Call.blocking: '²'.isdigit() passes, int('²') raises ValueError out of "
-    "the router. Fix: also require index_s.isascii()."))
 def test_non_ascii_digit_index_is_400_not_a_crash() -> None:
     dc = Dc()
     r = dc.reply("GET", "/v1/kv/k", [("index", "\u00b2")])

@@ -131,9 +131,10 @@ class Call:
             wait = parsed
         min_index = 0
         if index_s:
-            if not index_s.isdigit():
+            try:
+                min_index = durations.parse_uint64(index_s)
+            except durations.NumError:
                 return text_reply(400, "Invalid index")
-            min_index = int(index_s)
         if self.req.has("stale") and self.req.has("consistent"):
             return text_reply(400, "Cannot specify ?stale with ?consistent, conflicting semantics.")
         gate = self.leader_gate(read=True)

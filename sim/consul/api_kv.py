@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 from sim.consul import render
-from sim.consul.durations import go_quote
+from sim.consul.durations import NumError, go_quote, parse_uint64
+from sim.consul.errors import ConsulError
 from sim.consul.http_types import Outcome, Reply, Request, Watch, ci_get, json_reply, text_reply
 from sim.consul.kv import KVEntry
 from sim.consul.txn import MAX_TXN_OPS, WRITE_VERBS, TxnOp
@@ -19,12 +20,12 @@ if TYPE_CHECKING:
 
 
 def _uint(text: str) -> int:
-    """strconv.ParseUint(text, 10, 64) with Go's error text (HTTP 500 like Consul)."""
-    if not text.isdigit():
-        from sim.consul.errors import ConsulError
-
-        raise ConsulError(f'strconv.ParseUint: parsing {go_quote(text)}: invalid syntax')
-    return int(text)
+    """strconv.ParseUint(text, 10, 64); its error becomes an RPC error (HTTP 500 with Go's
+    text), as KVSPut/KVSDelete return it unwrapped."""
+    try:
+        return parse_uint64(text)
+    except NumError as err:
+        raise ConsulError(str(err)) from None
 
 
 def _conflict(req: Request, *flags: str) -> Reply | None:

@@ -1,4 +1,5 @@
-"""Go `time.Duration` parsing and formatting, as Consul's HTTP layer does it.
+"""Go `time.Duration` and `strconv.ParseUint` parsing and formatting, as Consul's HTTP
+layer does it.
 
 Pure functions. Durations are carried as integer nanoseconds (like Go) so that error
 messages that print a raw `time.Duration` with `%d` come out exactly as Consul's.
@@ -34,6 +35,31 @@ class DurationError(ValueError):
 def go_quote(text: str) -> str:
     """Approximates Go's `%q` / `strconv.Quote` (exact for printable ASCII)."""
     return json.dumps(text, ensure_ascii=False)
+
+
+UINT64_MAX = 2**64 - 1
+
+
+class NumError(ValueError):
+    """Raised with Go's exact `strconv.ParseUint` error text (`NumError.Error()`)."""
+
+
+def parse_uint64(text: str) -> int:
+    """Go's `strconv.ParseUint(text, 10, 64)`: ASCII digits only (no sign, no spaces),
+    result <= 2^64-1. Like Go, scans left to right and fails at the first bad character
+    (`invalid syntax`) or the first digit that overflows (`value out of range`), so
+    "99999999999999999999x" is a range error. Raises NumError with Go's message."""
+    quoted = go_quote(text)
+    if not text:
+        raise NumError(f"strconv.ParseUint: parsing {quoted}: invalid syntax")
+    n = 0
+    for ch in text:
+        if not ("0" <= ch <= "9"):
+            raise NumError(f"strconv.ParseUint: parsing {quoted}: invalid syntax")
+        n = n * 10 + (ord(ch) - 48)
+        if n > UINT64_MAX:
+            raise NumError(f"strconv.ParseUint: parsing {quoted}: value out of range")
+    return n
 
 
 def parse_duration(text: str) -> int:

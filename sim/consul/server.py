@@ -23,7 +23,7 @@ from typing import Any
 from aiohttp import ClientError, ClientSession, ClientTimeout, web
 
 from sim.consul.api import DEFAULT_WAIT, MAX_WAIT, Router
-from sim.consul.durations import SECOND, DurationError, parse_duration
+from sim.consul.durations import SECOND, DurationError, NumError, parse_duration, parse_uint64
 from sim.consul.errors import DC_UNREACHABLE, NO_DC_PATH
 from sim.consul.federation import DEFAULT_FAIL_AFTER, Federation
 from sim.consul.http_types import Block, Forward, Reply, Request, Watch, text_reply
@@ -156,8 +156,12 @@ class DcHost:
         if seen is None or len(self._replies) >= MAX_CACHED_REPLIES:
             return
         index = req.param("index")
-        if index and not (index.isdigit() and int(seen) > int(index)):
-            return
+        if index:
+            try:
+                if int(seen) <= parse_uint64(index):
+                    return
+            except NumError:
+                return
         self._replies[key] = reply
 
     def changed(self) -> None:
