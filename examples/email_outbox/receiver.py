@@ -59,8 +59,9 @@ class _Handler:
         return "250 Message accepted for delivery"
 
 
-def start_receiver(box: Mailbox, port: int) -> Controller:
-    """Start the SMTP server on 127.0.0.1:`port` in a background thread; `.stop()` it."""
-    ctl = Controller(_Handler(box), hostname="127.0.0.1", port=port)
+def start_receiver(box: Mailbox, port: int, hostname: str = "127.0.0.1") -> Controller:
+    """Start the SMTP server on `hostname`:`port` in a background thread; `.stop()` it.
+    Several servers (e.g. one per lab DC's management address) may share one `box`."""
+    ctl = Controller(_Handler(box), hostname=hostname, port=port)
     ctl.start()
     return ctl

@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from coordinator.demo_cluster import LocalCluster
+from examples.email_outbox.analysis import classify
 from examples.email_outbox.outbox import Consul, ConsulError, Email
 from examples.email_outbox.receiver import Mailbox, start_receiver
 
@@ -201,47 +202,10 @@ class Run:
             ctl.stop()
 
     def report(self, total: int, drained_in: float) -> dict[str, Any]:
-        marked: dict[tuple[str, str, str], int] = {}
-        suspect: set[tuple[str, str, str]] = set()
-        for log in self.workdir.glob("sender-*.jsonl"):
-            for line in log.read_text().splitlines():
-                try:
-                    ev = json.loads(line)
-                except ValueError:
-                    continue  # a line cut short by SIGKILL
-                key = (str(ev.get("by")), str(ev.get("id")), str(ev.get("term")))
-                overran = ev.get("ev") == "accepted" and ev.get("ended", 0) > ev.get("valid_until", 0)
-                if ev.get("ev") == "marked" and not ev.get("late"):
-                    marked[key] = marked.get(key, 0) + 1
-                elif ev.get("ev") == "mark_failed" or overran:
-                    suspect.add(key)
-        by_id: dict[str, list[dict[str, Any]]] = {}
-        for d in self.box.deliveries:
-            by_id.setdefault(d["message_id"], []).append(d)
-        window = unexplained = 0
-        for copies in by_id.values():
-            if len(copies) < 2:
-                continue
-            keys = [(c["sender"], c["message_id"].strip("<>").split("@")[0], c["term"]) for c in copies]
-            # a delivery is in the window when its sender did not mark it right after the
-            # SMTP acceptance (died, paused, deposed, or the mark failed) or overran its hold
-            explained = any(k in suspect or keys.count(k) > marked.get(k, 0) for k in keys)
-            extra = len(copies) - 1
-            if explained:
-                window += extra
-            else:
-                unexplained += extra
-        delivered_ids = {m.strip("<>").split("@")[0] for m in self.box.mailbox}
-        lost = sorted(set(self.enqueued) - delivered_ids)
+        counts = classify(self.enqueued, self.box, self.workdir.glob("sender-*.jsonl"))
+        assert counts["enqueued"] == total
         return {
-            "enqueued": total,
-            "delivered": len(self.box.mailbox),
-            "deliveries": len(self.box.deliveries),
-            "duplicates": len(self.box.deliveries) - len(self.box.mailbox),
-            "duplicates_in_documented_window": window,
-            "duplicates_unexplained": unexplained,
-            "lost": len(lost),
-            "lost_sample": lost[:10],
+            **counts,
             "faults": self.faults,
             "duration_s": self.args.duration,
             "drain_after_heal_s": round(drained_in, 2),
