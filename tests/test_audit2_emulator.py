@@ -273,14 +273,18 @@ def test_effective_consistency_header_on_a_404(query: list[tuple[str, str]], mod
 
 # ---- ACL token sources (agent/http.go parseTokenInternal) ------------------------------------
 
-@pytest.mark.xfail(strict=True, reason=(
-    "sim/consul/api.py Router._token reads X-Consul-Token first; Consul's parseTokenInternal "
-    "takes ?token= first, then X-Consul-Token, then Authorization: Bearer. Fix: check "
-    "req.param('token') before the headers."))
 def test_token_query_parameter_wins_over_header() -> None:
     dc = Dc(acl="root")
     r = dc.reply("GET", "/v1/kv/k", [("token", "wrong")], headers={"x-consul-token": "root"})
     assert (r.status, r.text) == (403, "ACL not found")
+
+
+def test_header_wins_over_bearer_and_empty_query_token_falls_through() -> None:
+    dc = Dc(acl="root")
+    r = dc.reply("GET", "/v1/kv/k", headers={"x-consul-token": "wrong", "authorization": "Bearer root"})
+    assert (r.status, r.text) == (403, "ACL not found")
+    r = dc.reply("GET", "/v1/kv/k", [("token", "")], headers={"x-consul-token": "root"})
+    assert r.status == 404
 
 
 def test_token_sources_each_accepted() -> None:

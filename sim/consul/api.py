@@ -171,13 +171,15 @@ class Router:
         """(path prefix or exact path, is_prefix, handler), most specific first."""
 
     def _token(self, req: Request) -> str:
-        token = req.headers.get("x-consul-token", "")
+        """Consul's parseTokenInternal: the first non-empty of `?token=`, `X-Consul-Token`,
+        `Authorization: Bearer <token>` (scheme case-insensitive, value trimmed)."""
+        token = req.param("token") or ""
+        if not token:
+            token = req.headers.get("x-consul-token", "")
         if not token:
             auth = req.headers.get("authorization", "")
             if auth.lower().startswith("bearer "):
                 token = auth[7:].strip()
-        if not token:
-            token = req.param("token") or ""
         return token
 
     def _acl(self, req: Request) -> Reply | None:
