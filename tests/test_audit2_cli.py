@@ -1,15 +1,16 @@
 """Acceptance audit of issue 2: the emulator's command-line contract.
 
 `python -m sim.consul --datacenters ... [--bind] [--http-port] [--peer]` prints one JSON
-line once every DC answers, exits 0 on SIGINT as well as SIGTERM (also with a blocking
-query in flight), and answers bad arguments with one line on stderr and exit 2 (never a
-traceback, never another status).
+line once every DC answers (IPv6 `--bind` gives bracketed URLs), exits 0 on SIGINT as
+well as SIGTERM (also with a blocking query in flight), and answers bad arguments with one
+line on stderr and exit 2 (never a traceback, never another status).
 """
 
 from __future__ import annotations
 
 import json
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -59,10 +60,44 @@ def test_signal_exits_0_even_with_a_blocking_query_in_flight(sig: signal.Signals
             proc.wait()
 
 
+def _has_ipv6_loopback() -> bool:
+    if not socket.has_ipv6:
+        return False
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as sock:
+            sock.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _has_ipv6_loopback(), reason="this machine cannot bind ::1")
+def test_ipv6_bind_prints_bracketed_urls_that_serve_and_forward() -> None:
+    proc, urls = _start("--bind", "::1")
+    try:
+        assert list(urls) == ["dc1", "dc2"]
+        for url in urls.values():
+            assert url.startswith("http://[::1]:"), url
+            assert httpx.get(url + "/v1/status/leader").status_code == 200
+        dc1 = urls["dc1"]
+        assert httpx.put(dc1 + "/v1/kv/k", params={"dc": "dc2"}, content=b"v6").json() is True
+        got = httpx.get(urls["dc2"] + "/v1/kv/k", params={"raw": ""})
+        assert (got.status_code, got.content) == (200, b"v6")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
 @pytest.mark.parametrize("args", [
     ["--datacenters", "dc1", "--bind", "999.1.1.1"],
     ["--datacenters", "dc1", "--bind", "not an address"],
-    ["--datacenters", "dc1", "--bind", "::1"],
+    ["--datacenters", "dc1", "--bind", "fe80::1%lo"],
+    ["--datacenters", "dc1", "--bind", "[::1]"],
     ["--datacenters", "dc1", "--forward-timeout", "nan"],
     ["--datacenters", "dc1", "--forward-timeout", "inf"],
     ["--datacenters", "dc1", "--wan-fail-after", "nan"],

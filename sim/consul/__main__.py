@@ -1,7 +1,8 @@
 """CLI: `python -m sim.consul --datacenters dc1,dc2,dc3 [options]`.
 
 Serves DC number k (0-based) on port http-port+k (`--http-port 0`: free ports), prints ONE
-JSON line `{"datacenters": {"dc1": "http://127.0.0.1:18500", ...}}` once every DC answers
+JSON line `{"datacenters": {"dc1": "http://127.0.0.1:18500", ...}}` (an IPv6 `--bind` is
+bracketed: `http://[::1]:18500`) once every DC answers
 HTTP, runs until SIGINT/SIGTERM and exits 0. Bad arguments: one line on stderr, exit 2.
 """
 
@@ -26,15 +27,16 @@ _PEER_URL = re.compile(r"^https?://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:[0-9]{1,
 
 
 def _valid_bind(addr: str) -> bool:
-    """An IPv4 literal or `localhost`. Anything else would fail only at bind time (a runtime
-    error, exit 1, instead of a bad argument, exit 2); IPv6 is refused because the printed
-    URLs are built as `http://<bind>:<port>` (no brackets)."""
+    """An IPv4 or IPv6 literal, or `localhost`. Anything else would fail only at bind time
+    (a runtime error, exit 1, instead of a bad argument, exit 2). An IPv6 address with a
+    zone (`fe80::1%eth0`) is refused: its URL would need the zone percent-encoded."""
     if addr == "localhost":
         return True
     try:
-        return isinstance(ipaddress.ip_address(addr), ipaddress.IPv4Address)
+        ip = ipaddress.ip_address(addr)
     except ValueError:
         return False
+    return not (isinstance(ip, ipaddress.IPv6Address) and ip.scope_id)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -79,7 +81,7 @@ def parse_config(argv: list[str]) -> EmulatorConfig:
             parser.error(f"--peer: duplicate datacenter {name!r}")
         peers[name] = url.rstrip("/")
     if not _valid_bind(args.bind):
-        parser.error(f"--bind: expected an IPv4 address or localhost, got {args.bind!r}")
+        parser.error(f"--bind: expected an IPv4/IPv6 address or localhost, got {args.bind!r}")
     if not 0 <= args.http_port <= 65535 - len(names):
         parser.error(f"--http-port: out of range: {args.http_port}")
     for flag in ("forward_timeout", "rpc_hold_timeout", "wan_fail_after"):

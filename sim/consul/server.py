@@ -110,6 +110,11 @@ class Waiters:
                 self._release(self.by_prefix.pop(prefix))
 
 
+def http_url(host: str, port: int) -> str:
+    """`http://host:port`, with an IPv6 literal in brackets (RFC 3986: `http://[::1]:8500`)."""
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
 def _wake_up(fut: Waiter) -> None:
     if not fut.done():
         fut.set_result(None)
@@ -245,7 +250,7 @@ class Emulator:
             port = self.config.http_port + k if self.config.http_port else 0
             server = await loop.create_server(handler, self.config.bind, port, reuse_address=True)
             actual = server.sockets[0].getsockname()[1]
-            host.url = f"http://{self.config.bind}:{actual}"
+            host.url = http_url(self.config.bind, actual)
             self._servers.append((server, handler))
             self._tasks.append(asyncio.create_task(host.timer_loop()))
         for host in self.hosts.values():
