@@ -332,3 +332,15 @@ def test_health_blocking_query_wakes_on_check_change() -> None:
     assert isinstance(woke, Reply) and woke.status == 200
     assert int(woke.headers["X-Consul-Index"]) > int(index)
     assert {c["CheckID"]: c["Status"] for c in woke.json()}["c"] == "critical"
+
+
+# ---- txn op limit (consul-semantics.md: 64; current Consul docs: 128; the page wins) ---------
+
+def test_txn_op_limit_is_64_exactly() -> None:
+    dc = Dc()
+    ops = [{"KV": {"Verb": "get-or-empty", "Key": f"k{i}"}} for i in range(64)]
+    r = dc.reply("PUT", "/v1/txn", body=ops)
+    assert r.status == 200, r.text
+    assert len(r.json()["Results"]) == 64
+    r = dc.reply("PUT", "/v1/txn", body=[*ops, ops[0]])
+    assert (r.status, r.text) == (413, "Transaction contains too many operations (65 > 64)")
