@@ -4,10 +4,10 @@ Each test pins one place where the emulator and Consul disagreed (or where a bul
 issue had no test that could fail). The Consul source that settles each case is named in
 the test's docstring, so a reader can check the expectation without trusting this file.
 
-Tests marked `xfail(strict=True)` are real divergences in files owned by someone else at the
-time of the audit (`sim/consul/api.py`, `api_kv.py`, `kv.py`, `model.py`); the reason names
-the fix. `strict=True` makes the suite fail the moment the fix lands, so the marker must
-then be removed and the test kept.
+The divergences the audit first pinned as `xfail(strict=True)` (LockIndex reset by a plain
+write, uint64/ASCII parsing of `?flags`/`?cas`/`?index`, `?token=` precedence) are fixed;
+their tests now pass unmarked. A new divergence found later is pinned the same way: an
+`xfail(strict=True)` whose reason names the fix, removed when the fix lands.
 """
 
 from __future__ import annotations
@@ -170,6 +170,26 @@ def test_txn_set_on_a_locked_key_resets_lock_index_to_zero() -> None:
     assert r.status == 200, r.text
     assert r.json()["Results"][0]["KV"]["LockIndex"] == 0
     assert dc.entry("k")["LockIndex"] == 0
+
+
+def test_unchanged_put_is_skipped_but_one_that_only_resets_lock_index_is_a_write() -> None:
+    """kvsSetTxn skips a write equal to the stored entry (DirEntry.Equal: LockIndex, Key,
+    Flags, Value, Session): ModifyIndex stays. After a release LockIndex is 1, so the same
+    value written again differs (LockIndex 0) and is a real write."""
+    dc = Dc()
+    assert dc.reply("PUT", "/v1/kv/k", body=b"v").json() is True
+    first = dc.entry("k")
+    assert dc.reply("PUT", "/v1/kv/k", body=b"v").json() is True
+    assert dc.entry("k")["ModifyIndex"] == first["ModifyIndex"]
+    sid = dc.session()
+    assert dc.reply("PUT", "/v1/kv/k", [("acquire", sid)], b"v").json() is True
+    assert dc.reply("PUT", "/v1/kv/k", [("release", sid)], b"v").json() is True
+    released = dc.entry("k")
+    assert (released["LockIndex"], "Session" in released) == (1, False)
+    assert dc.reply("PUT", "/v1/kv/k", body=b"v").json() is True
+    again = dc.entry("k")
+    assert again["LockIndex"] == 0
+    assert again["ModifyIndex"] > released["ModifyIndex"]
 
 
 def test_acquire_during_lock_delay_is_false_even_for_an_unknown_session() -> None:
