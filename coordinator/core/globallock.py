@@ -32,9 +32,7 @@ token). Pure: no clock, no IO, no randomness.
 
 from __future__ import annotations
 
-import enum
 import math
-from dataclasses import dataclass, field
 from typing import cast
 
 from coordinator.consul import sansio as c
@@ -47,42 +45,12 @@ from coordinator.core.global_register import (
     register_key,
 )
 from coordinator.core.global_state import RegView, majority_end, majority_value
+from coordinator.core.global_types import GlobalAnswer, GlobalRole, Round
 from coordinator.core.plumbing import Inflight, Pending, Result, unwrap
 from coordinator.core.protocol import Command, SendRequest
 from coordinator.core.topology import GlobalLockSpec, Topology
 
-
-class GlobalRole(enum.Enum):
-    INACTIVE = "inactive"
-    """Not a DC leader: sends nothing."""
-    IDLE = "idle"
-    """Observing the registers."""
-    CANDIDATE = "candidate"
-    HOLDER = "holder"
-
-
-@dataclass(frozen=True)
-class GlobalAnswer:
-    name: str
-    held: bool
-    """We hold the lock now: act under `term`, for at most `valid_for` seconds."""
-    term: int | None
-    valid_for: float
-    holder: str | None
-    """Who holds: us when held, else the claimant written in a majority of the registers (may be stale)."""
-    holder_term: int | None
-    index: int
-    """Bumps whenever (held, term) changes: long-polls wait for it to move."""
-
-
-@dataclass
-class _Round:
-    t0: float
-    seq: int
-    deadline: float
-    term: int | None
-    """The term written in this round (None: read-only round)."""
-    pending: set[str] = field(default_factory=set)
+__all__ = ["GlobalAnswer", "GlobalLock", "GlobalRole"]
 
 
 class GlobalLock:
@@ -104,7 +72,7 @@ class GlobalLock:
         self.role = GlobalRole.INACTIVE
         self.term: int | None = None
         self.dc_until: float | None = None
-        self.round: _Round | None = None
+        self.round: Round | None = None
         self.next_round_at = math.inf
         self.hold_off_until = -math.inf
         self.granted_until = -math.inf
@@ -302,7 +270,7 @@ class GlobalLock:
                 v.claim_from = None
         self._seq += 1
         write_term = self.term if self.role in (GlobalRole.CANDIDATE, GlobalRole.HOLDER) else None
-        rnd = _Round(now, self._seq, now + self.spec.request_timeout + self._grace(), write_term)
+        rnd = Round(now, self._seq, now + self.spec.request_timeout + self._grace(), write_term)
         self.round = rnd
         self.next_round_at = now + self.spec.renew_interval
         cmds: list[Command] = []
