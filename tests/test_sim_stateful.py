@@ -1,4 +1,6 @@
-"""Hypothesis drives the world: rules are faults and time steps, invariants are the checker's.
+"""Hypothesis drives the world: rules are faults and time steps, invariants are the checker's
+safety invariants after every step; at teardown faults stop and every DC must become
+writable within the liveness bound (the checker's `liveness-writable`).
 
 The world (3 DCs x 2 replicas, real cores, emulated Consul) is seeded from the drawn
 `seed`; every failure message carries it and the rules applied so far (Hypothesis prints
@@ -71,6 +73,16 @@ class WorldMachine(RuleBasedStateMachine):
     def wait(self, seconds: float) -> None:
         self.steps.append(f"wait {seconds:.3f}s")
         self.advance(seconds)
+
+    def teardown(self) -> None:
+        """Liveness mode: faults stop, and every DC must become writable within the bound."""
+        if not hasattr(self, "world"):
+            return
+        self.world.stop_faults()
+        self.advance(self.world.checker.liveness_bound + 1.0)
+        self.world.emit({"t": self.t, "kind": "end"})
+        broken = [v for v in self.world.violations if v.invariant == "liveness-writable"]
+        assert not broken, f"seed {self.seed}: {broken[0]} after steps {self.steps}"
 
     @precondition(lambda self: hasattr(self, "world"))
     @invariant()

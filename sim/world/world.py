@@ -314,6 +314,10 @@ class World:
 
     # -- running ---------------------------------------------------------------------------
 
+    def stop_faults(self) -> None:
+        """End every fault now, restart/resume every replica, and declare `quiet`."""
+        self._quiet()
+
     def inject(self, spec: FaultSpec) -> None:
         """Start `spec` now (ignoring `spec.at`); it ends after its duration, if any."""
         self._start_fault(spec, None)
