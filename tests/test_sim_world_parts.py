@@ -81,3 +81,26 @@ def test_one_way_cut_breaks_the_pair_for_quorum() -> None:
     assert quorum_cliques(topo, links) == [frozenset({"dc1", "dc3"}), frozenset({"dc2", "dc3"})]
     isolate = affected_links(FaultSpec("isolate", 0.0, dcs=("dc1",)), ("dc1", "dc2", "dc3"))
     assert quorum_members(topo, isolate) == frozenset({"dc2", "dc3"})
+
+
+def test_fabric_hands_the_emulator_what_its_http_server_would_decode() -> None:
+    """The simulator's request conversion equals the daemon's URL rendering as decoded by the
+    emulator's aiohttp server (yarl): no parallel sim-only protocol."""
+    from yarl import URL
+
+    from coordinator.consul import sansio
+    from coordinator.consul.client import render_query
+    from sim.world.fabric import to_emulator
+
+    requests = [
+        sansio.kv_get("coordinator/sim/dc/dc1/row", dc="dc2", consistency="consistent"),
+        sansio.kv_get("a b/ü/x%y", index=42, wait=5.0),
+        sansio.kv_put("coordinator/sim/dc/dc1/leader", b"v", acquire="0f3c-sess"),
+        sansio.session_create(name="n", ttl=10.0, lock_delay=2.0),
+        sansio.status_leader(dc="dc3"),
+    ]
+    for req in requests:
+        url = URL(req.path + ("?" + render_query(req.params) if req.params else ""), encoded=True)
+        emu = to_emulator(req)
+        assert (emu.method, emu.path, emu.query) == (req.method, url.path, tuple(url.query.items()))
+        assert emu.body == (req.body or b"")
