@@ -65,9 +65,14 @@ def render_png(tl: Timeline) -> bytes:
         ticks.append(y + 0.5)
         names.append(dc + (" (witness)" if dc in tl.witnesses else ""))
         y += 1.0
+    last_label = -1.0
+    level = 0
     for start, end, desc in tl.faults:
-        ax.axvspan(start, end, color="#1f77b4", alpha=0.08)
-        ax.text(start, y + 0.05, desc, fontsize=6, rotation=20, va="bottom", ha="left", color="#1f4f84")
+        ax.axvspan(start, end, color="#1f77b4", alpha=0.05)
+        level = level + 1 if start - last_label < tl.t_end * 0.06 else 0
+        last_label = start
+        label_y = y + 0.04 + 0.22 * (level % 4)
+        ax.text(start, label_y, desc, fontsize=6, va="bottom", ha="left", color="#1f4f84")
     if tl.quiet_at is not None:
         ax.axvline(tl.quiet_at, color="#1f77b4", linestyle="--", linewidth=0.8)
     for t, _invariant, where, _detail in tl.violations:
@@ -77,7 +82,7 @@ def render_png(tl: Timeline) -> bytes:
     ax.set_yticks(ticks)
     ax.set_yticklabels(names, fontsize=8)
     ax.set_xlim(0, tl.t_end)
-    ax.set_ylim(0, y + 0.9)
+    ax.set_ylim(0, y + 1.0)
     ax.set_xlabel("seconds")
     handles = [Patch(color=c, label=s) for s, c in STATE_COLOURS.items()]
     handles += [Patch(color=c, label=f"link {s}") for s, c in LINK_COLOURS.items() if s != "up"]
