@@ -32,7 +32,7 @@ datacenters:
   dc2: {weight: 1}
   dc3: {weight: 1, witness: false}
 tie_breaker: null
-timers: {probe_interval: 500ms, probe_timeout: 400ms, lease: 1.5s, row_fresh: 1.5s, max_drift: 0.01,
+timers: {probe_interval: 500ms, probe_timeout: 400ms, lease: 1.5s, row_fresh: 2s, max_drift: 0.01,
   session_ttl: 10s, check_ttl: 1.5s, check_interval: 500ms, lock_delay: 2s, takeover_margin: 1s,
   catchup_timeout: 30s, retry_backoff_max: 5s}
 catch_up: {hook: ["/usr/local/bin/replay", "--from-majority"], wait_for_admin: false,
@@ -72,11 +72,11 @@ def test_minimal_file_takes_every_default() -> None:
 def test_durations_numbers_and_strings_mix() -> None:
     text = (
         "cluster: c\ndatacenters: {dc1: }\ntimers:\n"
-        "  probe_interval: 0.25\n  probe_timeout: 200ms\n  lease: 1\n  row_fresh: 0.5s\n"
+        "  probe_interval: 0.25\n  probe_timeout: 200ms\n  lease: 1\n  row_fresh: 0.75s\n"
         "  session_ttl: 1m30s\n  lock_delay: 1500ms\n  catchup_timeout: 2m\n"
     )
     t = load_topology_text(text).topology.timers
-    assert (t.probe_interval, t.probe_timeout, t.lease, t.row_fresh) == (0.25, 0.2, 1.0, 0.5)
+    assert (t.probe_interval, t.probe_timeout, t.lease, t.row_fresh) == (0.25, 0.2, 1.0, 0.75)
     assert (t.session_ttl, t.lock_delay, t.catchup_timeout) == (90.0, 1.5, 120.0)
     assert isinstance(t.lease, float)
 
@@ -217,7 +217,7 @@ def test_dump_then_load_round_trips(topo: Topology, lease: float, drift: float) 
         probe_interval=lease / 3,
         probe_timeout=lease / 4,
         lease=lease,
-        row_fresh=lease,
+        row_fresh=lease * 1.25,
         lock_delay=lease * 1.6,
         max_drift=drift,
     )

@@ -100,8 +100,8 @@ def _timers(timers: Timers) -> list[str]:
             f"{fmt(timers.probe_interval + timers.probe_timeout)}",
         ),
         (
-            timers.row_fresh >= 2 * timers.probe_interval,
-            f"row_fresh {fmt(timers.row_fresh)} >= 2 x probe_interval {fmt(2 * timers.probe_interval)}",
+            timers.row_fresh >= 3 * timers.probe_interval,
+            f"row_fresh {fmt(timers.row_fresh)} >= 3 x probe_interval {fmt(3 * timers.probe_interval)}",
         ),
         (
             timers.check_interval * 2 <= timers.check_ttl,

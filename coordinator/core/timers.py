@@ -81,8 +81,12 @@ def timer_violations(timers: Timers) -> list[tuple[str, str]]:
         out.append((
             "lease", "must be at least probe_interval + probe_timeout, or writable flaps between rounds",
         ))
-    if timers.row_fresh < 2 * timers.probe_interval:
-        out.append(("row_fresh", "must be at least 2 x probe_interval, or healthy peers look stale"))
+    if timers.row_fresh < 3 * timers.probe_interval:
+        out.append((
+            "row_fresh",
+            "must be at least 3 x probe_interval: a healthy peer's published evidence is already "
+            "2 rounds old, and one late round must not make it look stale",
+        ))
     if not CONSUL_SESSION_TTL_MIN <= timers.session_ttl <= CONSUL_SESSION_TTL_MAX:
         out.append(("session_ttl", "must be between 10s and 86400s (Consul's session TTL bounds)"))
     if timers.check_interval * 2 > timers.check_ttl:

@@ -26,7 +26,7 @@ class Timers:
     """Client-side timeout of one cross-DC read (`?dc=`); a timeout reads as 'unreachable'."""
     lease: float = 1.5
     """A may-write 'yes' is valid for this long from the SEND time of the confirming round."""
-    row_fresh: float = 1.5
+    row_fresh: float = 2.0
     """A peer's row counts only if its sequence advanced within this long (our clock)."""
     max_drift: float = 0.01
     """Bound on clock RATE drift between machines (fraction, 0.01 = 1%)."""
