@@ -10,12 +10,10 @@ writable at the fault start, that became unwritable while the fault lasted).
 
 from __future__ import annotations
 
-import importlib
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from coordinator.core.timers import derive
 from coordinator.core.topology import Topology
@@ -176,19 +174,20 @@ def check(history: Sequence[Event]) -> list[Violation]:
     return check_history(history)
 
 
-def render(history: Sequence[Event], out_dir: Path) -> str | None:
-    """Draw the report with the simulator's renderer (sim.report), if it is installed.
-    Returns a path of what was written, or None with no renderer available."""
-    try:
-        mod: Any = importlib.import_module("sim.report")
-    except ImportError:
-        return None
-    for name in ("render_report", "render", "write_report"):
-        fn = getattr(mod, name, None)
-        if callable(fn):
-            result = fn(list(history), out_dir)
-            return str(result) if result is not None else str(out_dir)
-    return None
+def render(
+    history: Sequence[Event], out_dir: Path, name: str = "report", violations: Sequence[Violation] = (),
+) -> tuple[str, str]:
+    """Draw the report with the simulator's renderer: writes ``<name>.html`` (self-contained)
+    and ``<name>.png`` into `out_dir`, next to the history; returns (html_path, png_path).
+    The checker's `violations` are folded in as ``violation`` events (red marks), as the
+    simulator records them; the history file itself is not changed."""
+    from sim.report import report_history
+
+    events = list(history)
+    if violations:
+        head, rest = events[:1], events[1:] + [v.to_event() for v in violations]
+        events = head + sorted(rest, key=lambda e: float(e["t"]))
+    return report_history(events, str(out_dir), name)
 
 
 def percentile(values: Sequence[float], q: float) -> float | None:

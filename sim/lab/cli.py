@@ -85,18 +85,17 @@ def run_one(name: str, report_dir: str | Path | None = None) -> LabResult:
     from sim.history import load
 
     history = load(str(history_path)) if history_path.exists() else []
-    violations = [asdict(v) for v in check(history)] if history else []
+    found = check(history) if history else []
+    violations = [asdict(v) for v in found]
     lat = fault_latencies(history) if history else Latencies()
     writes = [e for e in history if e["kind"] == "write"]
     report = None
     notes: list[str] = []
     if history:
         try:
-            report = render(history, run_dir)
+            report, _png = render(history, run_dir, "report", found)
         except Exception as exc:  # the report is a by-product; the verdict stands without it
             notes.append(f"report renderer failed: {type(exc).__name__}: {exc}")
-        if report is None and not notes:
-            notes.append("sim.report renderer not available; history.jsonl written")
     result = LabResult(
         sc.name, str(run_dir), violations, lat,
         sum(1 for w in writes if w.get("accepted")), sum(1 for w in writes if not w.get("accepted")),
@@ -121,6 +120,8 @@ def _summary(r: LabResult) -> str:
         lines.append(f"     error: {r.error}")
     lines += [f"     violation {v['invariant']} at t={v['t']:.2f}: {v['detail']}" for v in r.violations]
     lines += [f"     note: {n}" for n in r.notes]
+    if r.report:
+        lines.append(f"     report: {r.report}")
     return "\n".join(lines)
 
 
