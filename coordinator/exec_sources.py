@@ -26,7 +26,7 @@ import httpx
 from coordinator.consul.client import AsyncConsul
 from coordinator.core.topology import Topology
 from coordinator.daemon.runner import Runner
-from coordinator.daemon.serve import SHUTDOWN_GRACE, RunOptions, check_dc, discover_dc, load_settings
+from coordinator.daemon.serve import RunOptions, check_dc, discover_dc, load_settings
 
 Clock = Callable[[], float]
 
@@ -179,7 +179,7 @@ class ReplicaSource:
 
     async def close(self) -> None:
         if self._runner is not None:
-            await self._runner.shutdown(SHUTDOWN_GRACE)
+            await self._runner.shutdown()  # grace: runner.shutdown_grace (covers the last yes)
             self._runner = None
         if self._consul is not None:
             await self._consul.aclose()

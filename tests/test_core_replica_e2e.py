@@ -240,9 +240,15 @@ def test_graceful_shutdown_hands_over_without_lock_delay() -> None:
     w.run(8.0)
     old = w.leader("dc3")
     assert old is not None
+    last_yes_end = old.granted_until  # check_safety asks may_write every step
+    assert last_yes_end > w.now
     w.execute(old, old.on_admin(AdminAction.SHUTDOWN, w.now))
     assert old.may_write(w.now).reason is not None
-    w.run(1.5)
+    other = next(c for c in w.cores["dc3"] if c is not old)
+    while w.now < last_yes_end:  # the key stays ours until our last yes ran out
+        assert not old.finished and not other.election.is_leader
+        w.step()
+    w.run(1.0)  # then ?release= (no lock-delay): the other replica takes over at once
     assert old.finished
     assert old.next_deadline() is None
     new = w.leader("dc3")

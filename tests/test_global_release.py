@@ -2,11 +2,12 @@
 hand (GlobalLock.release), in virtual time on the pure emulator (test_core_replica_e2e's
 fixed-step world, 3 DCs x 2 replicas).
 
-Checks: the release CAS writes are sent before the DC lock is given up, and the DC lock
-only after they came back (or after the release budget); the next holder appears BEFORE
-the holder's registers could have lapsed (last acknowledged renewal's send time + lease
-+ margin, in virtual time) with a higher term; a release CAS that loses to a renewal of
-ours is re-read and retried.
+Checks: a stopping holder answers no at once but sends its release CAS writes only once
+the last "yes" it handed out ran out (`granted_until`), and gives up the DC lock only
+after they came back (or after the release budget); the next holder's first yes comes
+after that end and BEFORE the holder's registers could have lapsed (last acknowledged
+renewal's send time + lease + margin, in virtual time), with a higher term; a release
+CAS that loses to a renewal of ours is re-read and retried.
 """
 
 from __future__ import annotations
@@ -14,10 +15,9 @@ from __future__ import annotations
 import base64
 import json
 
-import pytest
 from test_core_replica_e2e import DCS, World
 
-from coordinator.consul.sansio import Response
+from coordinator.consul.sansio import Request, Response
 from coordinator.core.global_register import Register, decode_register, encode_register
 from coordinator.core.globallock import GlobalLock, GlobalRole
 from coordinator.core.plumbing import Inflight
@@ -60,29 +60,47 @@ def _last_claim_send(core: ReplicaCore) -> float:
     return max(sends)
 
 
-def test_shutdown_releases_before_giving_up_the_dc_lock_and_hands_over_fast() -> None:
+def _spy(w: World, core: ReplicaCore) -> list[tuple[float, str]]:
+    """Record (time, tag) of every request `core` sends from now on."""
+    log: list[tuple[float, str]] = []
+    send = w.send
+
+    def spying(c: ReplicaCore, tag: str, req: Request) -> None:
+        if c is core:
+            log.append((w.now, tag))
+        send(c, tag, req)
+
+    w.send = spying  # type: ignore[method-assign,assignment]
+    return log
+
+
+def test_shutdown_releases_after_the_last_yes_before_giving_up_the_dc_lock_and_hands_over() -> None:
     w = World(_topology())
     old, term = _wait_holder(w, 15.0)
     w.run(1.0)  # a few renewals
-    assert _holders(w) == [(old, term)]
+    assert _holders(w) == [(old, term)]  # a "yes" handed out (answer records its end)
+    last_yes_end = old.globals.granted_until
+    assert last_yes_end > w.now
     last_send = _last_claim_send(old)
     lapse_at = last_send + SPEC.lease + SPEC.margin  # earliest takeover without a release
-    stopped_at = w.now
+    log = _spy(w, old)
     cmds = old.on_admin(AdminAction.SHUTDOWN, w.now)
-    sends = [c for c in cmds if isinstance(c, SendRequest)]
-    releases = [c for c in sends if c.tag.startswith("global.mail.release")]
-    assert releases, "the holder frees its registers"
-    for c in releases:
-        assert c.request.path == "/v1/txn"
-    assert not [c for c in sends if c.tag.startswith("lock.shutdown")], "DC lock kept until released"
+    sends = [c.tag for c in cmds if isinstance(c, SendRequest)]
+    assert not [t for t in sends if t.startswith(("global.mail.release", "lock.shutdown"))]
+    assert old.globals.releasing, "the release writes are deferred"
     assert not old.globals.answer("mail", w.now).held  # type: ignore[union-attr]
     assert not old.may_write(w.now).allowed
     w.execute(old, cmds)
     new, new_term = _wait_holder(w, SPEC.lease + SPEC.margin, exclude=old)
     took_at = w.now
     assert new_term > term
-    assert took_at < lapse_at, (took_at, lapse_at)
-    assert took_at - stopped_at < SPEC.lease  # one read round, not lease + margin
+    assert took_at >= last_yes_end, (took_at, last_yes_end)  # no two holders' yes overlap
+    assert took_at < lapse_at, (took_at, lapse_at)  # the release still beats the lapse
+    releases = [(t, tag) for t, tag in log if tag.startswith("global.mail.release")]
+    assert len(releases) == len(DCS), "one CAS per register: the index followed the last round"
+    assert all(t >= last_yes_end for t, _ in releases)
+    dc_steps = [t for t, tag in log if tag.startswith("lock.shutdown")]
+    assert dc_steps and min(dc_steps) > max(t for t, _ in releases)
     w.run(2.0)
     assert old.finished, "the DC lock is released and the session destroyed afterwards"
     assert w.violations == []
@@ -95,12 +113,16 @@ def test_shutdown_releases_before_giving_up_the_dc_lock_and_hands_over_fast() ->
 def test_shutdown_waits_for_releases_at_most_the_release_budget() -> None:
     w = World(_topology())
     old, _ = _wait_holder(w, 15.0)
+    last_yes_end = old.globals.granted_until
     cmds = old.on_admin(AdminAction.SHUTDOWN, w.now)  # never executed: the writes hang
-    tags = [c.tag for c in cmds if isinstance(c, SendRequest) and c.tag.startswith("global.mail.release")]
+    assert not [c for c in cmds if isinstance(c, SendRequest) and c.tag.startswith("global.")]
+    assert old.next_deadline() is not None and old.next_deadline() <= last_yes_end  # type: ignore[operator]
+    at = old.on_timer(last_yes_end)
+    tags = [c.tag for c in at if isinstance(c, SendRequest) and c.tag.startswith("global.mail.release")]
     assert tags and old.globals.releasing
-    due = old.next_deadline()
-    assert due is not None and due == pytest.approx(w.now + 3 * SPEC.request_timeout)
-    assert old.on_timer(w.now + 0.1) == []  # still waiting
+    due = last_yes_end + 3 * SPEC.request_timeout
+    assert not [c for c in old.on_timer(due - 0.01) if isinstance(c, CancelRequest)]  # still waiting
+    assert due >= old.granted_until  # the DC-level yes (asked every step) ended too
     later = old.on_timer(due)
     cancelled = {c.tag for c in later if isinstance(c, CancelRequest)}
     assert set(tags) <= cancelled

@@ -19,15 +19,21 @@ Protocol, per round (every ``renew_interval``, all requests sent at the round's 
 * HOLDER holds while the claims (send time of the acknowledged write + lease) of a strict
   majority are running AND its DC may write; the "yes" lasts until the earlier of both;
 * losing the DC gate ends a tenure at once without releasing (answers handed out may still
-  run; the registers lapse); `release` (graceful) ends it and writes every register we
-  hold to ``holder=""`` with the same term, by CAS, so contenders need not wait. A release
-  CAS that fails (a renewal of ours was applied first) or whose outcome is unknown is
-  followed by one ``?consistent`` read and, if the register still names us with that
-  term, one more release CAS; `shutdown` is `release` for a host that stops for good.
+  run; the registers lapse); `release` (graceful) ends it at once (no new "yes") and, once
+  ``now >= granted_until`` (the end of every "yes" we handed out: `answer` records it),
+  writes every register we hold to ``holder=""`` with the same term, by CAS, so
+  contenders need not wait for the lapse. Until then the writes are deferred (a core
+  deadline, `next_deadline`; `releasing` is true). A release CAS that fails (a renewal of
+  ours was applied first) or whose outcome is unknown is followed by one ``?consistent``
+  read and, if the register still names us with that term, one more release CAS;
+  `shutdown` is `release` for a host that stops for good. We do not contend again while
+  a release is deferred or in flight.
 
 Invariants (checked by sim/world/global_invariants.py): at any instant at most one
 claimant holds; terms of successive tenures strictly increase (the term is the fencing
-token). Pure: no clock, no IO, no randomness.
+token); no register of ours is freed before every "yes" we handed out has run out, so a
+successor's first "yes" comes after our last one ends (docs/safety.md, "Global lock").
+Pure: no clock, no IO, no randomness.
 """
 
 from __future__ import annotations
@@ -85,6 +91,10 @@ class GlobalLock:
         self._key: tuple[bool, int | None] = (False, None)
         self._releasing: dict[str, tuple[int, int]] = {}
         """DC -> (term being released, release CAS attempts left) while a release is open."""
+        self._deferred: dict[str, int] = {}
+        """DC -> term of a release write waiting for `granted_until` (sent by `on_timer`)."""
+        self._release_at = math.inf
+        """When the deferred release writes go out (the `granted_until` of the release)."""
 
     # --- host entry points ------------------------------------------------------------
 
@@ -106,6 +116,8 @@ class GlobalLock:
             v.claim_from = None
         cmds = self.inflight.cancel([self._kind("round"), self._kind("release")])
         self._releasing.clear()
+        self._deferred.clear()
+        self._release_at = math.inf
         self._refresh(now)
         return cmds
 
@@ -117,13 +129,13 @@ class GlobalLock:
         return self._refresh(now)
 
     def release(self, now: float, hold_off: float = 0.0) -> list[Command]:
-        """Graceful hand-over: stop holding now, then free our registers (CAS, same term).
+        """Graceful hand-over: stop holding now, then free our registers (CAS, same term)
+        once every "yes" we handed out has run out (`granted_until`; at once if none runs).
 
         Safe because our claims end before the release writes are sent (we count no claim
-        after this call); the caller asserts that nobody still acts on an earlier "yes"
-        (exec --global releases only after its child exited; an admin release or a
-        shutdown is the operator's statement). We do not contend again for `hold_off`
-        seconds.
+        after this call) and the writes wait for the last "yes": a successor can only
+        start after it (docs/safety.md, "Global lock, release"). We do not contend again
+        for `hold_off` seconds from now, nor before the release writes came back.
         """
         if self.role is GlobalRole.INACTIVE:
             return []
@@ -132,13 +144,14 @@ class GlobalLock:
         return cmds + self._refresh(now)
 
     def shutdown(self, now: float) -> list[Command]:
-        """Our host stops for good: cancel the round in flight, `release`, become INACTIVE.
+        """Our host stops for good: `release`, become INACTIVE, start no round.
 
-        Unlike `stop`, the release writes stay in flight (`releasing` says so) so the host
-        can wait for them, bounded, before it gives up its DC leadership.
+        Unlike `stop`, the release writes stay pending (`releasing` says so) so the host
+        can wait for them, bounded, before it gives up its DC leadership. The round in
+        flight is not cancelled: its results still update the registers' indexes (no
+        claim: the tenure is over), so a deferred release CAS uses the current index.
         """
-        cmds = self.inflight.cancel([self._kind("round")])
-        self.round = None
+        cmds: list[Command] = []
         if self.role is not GlobalRole.INACTIVE:
             cmds += self._release_writes(now)
         self.role = GlobalRole.INACTIVE
@@ -148,19 +161,44 @@ class GlobalLock:
 
     @property
     def releasing(self) -> bool:
-        """A release write (or its re-read) is still in flight."""
-        return self.inflight.has(self._kind("release"))
+        """A release write is deferred (waiting for `granted_until`) or, with its re-read,
+        still in flight."""
+        return bool(self._deferred) or self.inflight.has(self._kind("release"))
 
     def _release_writes(self, now: float) -> list[Command]:
-        """End the tenure, then CAS ``holder=""`` (same term) onto every register we claim."""
+        """End the tenure, then CAS ``holder=""`` (same term) onto every register we claim:
+        now if no "yes" of ours still runs, else at `granted_until` (`_send_deferred`)."""
         term = self.term
         mine = [v for v in self.views.values() if v.claim_from is not None and v.index]
         self._end_tenure()
         if term is None:
             return []
+        if now < self.granted_until:
+            self._deferred.update((v.dc, term) for v in mine)
+            self._release_at = self.granted_until
+            return []
         for v in mine:
             self._releasing[v.dc] = (term, 2)
         return [self._send_release(v, term, now) for v in mine]
+
+    def _send_deferred(self, now: float) -> list[Command]:
+        """The last "yes" ran out: send the deferred release writes. A register read since
+        then that no longer names us with that term is skipped; one whose index became
+        unknown is re-read first (`_on_release` then CASes it if still ours)."""
+        deferred, self._deferred = self._deferred, {}
+        self._release_at = math.inf
+        cmds: list[Command] = []
+        for dc, term in deferred.items():
+            v = self.views[dc]
+            self._releasing[dc] = (term, 2)
+            if v.index is None:
+                req = c.kv_get(self.key, dc=dc, consistency="consistent", timeout=self.spec.request_timeout)
+                cmds.append(self.inflight.send(self._kind("release"), req, now, (0, dc, None)))
+            elif v.index and v.value is not None and v.value.holder == self.me and v.value.term == term:
+                cmds.append(self._send_release(v, term, now))
+            else:
+                self._releasing.pop(dc, None)
+        return cmds
 
     def _send_release(self, v: RegView, term: int, now: float) -> SendRequest:
         left = self._releasing.get(v.dc, (term, 1))[1]
@@ -192,9 +230,9 @@ class GlobalLock:
         return []
 
     def on_timer(self, now: float) -> list[Command]:
+        cmds: list[Command] = self._send_deferred(now) if self._deferred and now >= self._release_at else []
         if self.role is GlobalRole.INACTIVE:
-            return []
-        cmds: list[Command] = []
+            return cmds
         if self.round is not None and now >= self.round.deadline:
             cmds += self._complete(now)
         self._check_tenure(now)
@@ -206,16 +244,17 @@ class GlobalLock:
         return cmds + self._refresh(now)
 
     def next_deadline(self) -> float | None:
+        release = self._release_at if self._deferred else math.inf
         if self.role is GlobalRole.INACTIVE:
-            return None
-        times = [self.round.deadline if self.round is not None else self.next_round_at]
+            return release if math.isfinite(release) else None
+        times = [release, self.round.deadline if self.round is not None else self.next_round_at]
         if self.role is GlobalRole.HOLDER:
             end = self._expiry()
             times.append(end if end is not None else -math.inf)
             if self.dc_until is not None:
                 times.append(self.dc_until)
         elif self.role is GlobalRole.IDLE and self.round is None and self.dc_until is not None:
-            at = self._acquire_time()
+            at = self._acquire_time() if not self.releasing else math.inf
             if at < self.dc_until:
                 times.append(at)
         finite = [t for t in times if math.isfinite(t)]
@@ -244,7 +283,8 @@ class GlobalLock:
         return self._valid_until(now)
 
     def answer(self, now: float) -> GlobalAnswer:
-        """The answer to hand out; records its end so no later tenure of ours starts before it."""
+        """The answer to hand out. Records its end in `granted_until` (one max): no later
+        tenure of ours starts, and no release write of ours is sent, before it."""
         until = self._valid_until(now)
         if until is not None:
             self.granted_until = max(self.granted_until, until)
@@ -378,7 +418,7 @@ class GlobalLock:
         return math.inf
 
     def _may_acquire(self, now: float) -> bool:
-        return self._dc_ok(now) and self.me != "" and now >= self._acquire_time()
+        return self._dc_ok(now) and self.me != "" and not self.releasing and now >= self._acquire_time()
 
     def _dc_ok(self, now: float) -> bool:
         return self.dc_until is not None and now < self.dc_until

@@ -22,8 +22,20 @@ shell calls `on_timer` when a yes runs out.
 
 may_write(now) says yes only when: started, not shutting down, not a witness, leader,
 state WRITABLE, no local Consul error outstanding, now < lease_expiry (t0 of the last
-confirming round + lease), and a token is set. Nothing raises out of the core: Consul
-failures are typed results handled where they arrive.
+confirming round + lease), and a token is set. Every yes it returns raises the
+high-water mark `granted_until` to its end (now + valid_for = lease_expiry).
+
+SHUTDOWN answers no at once, then, in order (docs/operations.md, "Stopping"): (1) the
+global locks free their registers once every global "yes" ran out (waiting at most until
+max(now, their granted_until) + release budget); (2) once `now >= granted_until` (the
+DC-level mark), the DC leader key is released with ``?release=``, the session destroyed
+and the check deregistered. ``?release=`` applies no lock-delay, so (2) waiting for the
+mark is what keeps the other replica's first yes after our last one ends. Both waits are
+core deadlines (`next_deadline`); `shutdown_budget()` bounds the whole stop. While it
+waits the replica keeps passing its check and renewing its session (`_keep_alive`):
+a session Consul invalidates would arm the lock-delay and slow the hand-over.
+Nothing raises out of the core: Consul failures are typed results handled where they
+arrive.
 """
 
 from __future__ import annotations
@@ -31,6 +43,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
+from coordinator.consul import sansio as c
 from coordinator.consul.errors import ConsulUnavailable
 from coordinator.consul.sansio import Response
 from coordinator.core.catchup import CatchUpRunner, Outcome
@@ -105,6 +118,13 @@ class ReplicaCore:
         self._cached: MayWriteAnswer | None = None
         self._release_deadline: float | None = None
         """While shutting down: until when we wait for the global locks' release writes."""
+        self._dc_release_at: float | None = None
+        """While shutting down, after the global releases: when the DC key may be released."""
+        self.granted_until = -math.inf
+        """High-water mark of every yes `may_write` returned (the end of the latest one)."""
+        self._next_pass = -math.inf
+        self._next_renew = -math.inf
+        """While a shutdown waits: when the check pass / session renew are next due."""
 
     # --- protocol entry points --------------------------------------------------------
 
@@ -144,7 +164,13 @@ class ReplicaCore:
         if not self.started:
             return None
         if self.shutting_down:
-            return self._release_deadline
+            waits = [self._release_deadline, self._dc_release_at]
+            if self._release_deadline is not None:
+                waits.append(self.globals.next_deadline())
+            if self._release_deadline is not None or self._dc_release_at is not None:
+                waits += [self._next_pass, self._next_renew]
+            due = [t for t in waits if t is not None and math.isfinite(t)]
+            return min(due) if due else None
         times = [self.election.next_deadline(), self.catchup.next_deadline()]
         if self.prober is not None:
             times.append(self.prober.next_deadline())
@@ -208,21 +234,28 @@ class ReplicaCore:
 
         A "no" cannot turn into a "yes" by time alone, and a "yes" only by its lease
         running out, so the cache is exact: it is rebuilt after every entry point, and a
-        cached yes is re-checked against the lease expiry here.
+        cached yes is re-checked against the lease expiry here. A yes handed out raises
+        `granted_until` to its end (one comparison); a shutdown keeps the DC leader key
+        until then.
         """
         cached = self._cached
-        if cached is None:
-            return self._compute(now)
+        if cached is None or (cached.allowed and (self.lease_expiry is None or now >= self.lease_expiry)):
+            ans = self._compute(now)
+            if ans.allowed and self.lease_expiry is not None and self.lease_expiry > self.granted_until:
+                self.granted_until = self.lease_expiry
+            return ans
         if not cached.allowed:
             return cached
         expiry = self.lease_expiry
-        if expiry is None or now >= expiry:
-            return self._compute(now)
+        assert expiry is not None  # a cached yes implies a lease (checked just above)
+        if expiry > self.granted_until:
+            self.granted_until = expiry
         return MayWriteAnswer(
             True, cached.dc, cached.index, None, cached.leader, cached.token, expiry - now, cached.quorum
         )
 
     def _compute(self, now: float) -> MayWriteAnswer:
+        """The answer at `now`; records nothing (only `may_write` hands answers out)."""
         reason = self._verdict(now)
         decision = self.last_round.decision if self.last_round is not None else None
         quorum = tuple(sorted(decision.members)) if decision is not None and decision.in_quorum else ()
@@ -438,7 +471,9 @@ class ReplicaCore:
             self.election.stopping = self.election.finished = True
             self.election.role = Role.STOPPED
             return []
-        cmds = self.inflight.cancel_all()
+        # Every owner's requests but the global locks' (`on_response`'s dispatch): a global
+        # round in flight still tells the locks the registers' current indexes.
+        cmds = self.inflight.cancel(["lock", "round", "catchup", "extras"])
         cmds += self.globals.shutdown(now)
         self.catchup.abort()
         if self.prober is not None:
@@ -447,20 +482,53 @@ class ReplicaCore:
         self.token = None
         self.dcstate.fire(DcEvent.FENCE, now, Reason.SHUTTING_DOWN)
         self.shutting_down = True
-        self._release_deadline = now + self.globals.release_budget()
+        self._release_deadline = max(now, self.globals.granted_until) + self.globals.release_budget()
         return self._run(now, lambda: cmds)
 
+    def shutdown_budget(self) -> float:
+        """Upper bound, in seconds, from SHUTDOWN to `finished` when every request is
+        answered or times out: the wait for the last yes (<= lease: a yes ends at most one
+        lease after the call), the global release writes (their budget), then the three
+        DC steps (release key, destroy session, deregister check; one local timeout each)."""
+        local = max(self.timers.lease, 1.0)  # Election's timeout for local requests
+        return self.timers.lease + self.globals.release_budget() + 3 * local
+
     def _after_release(self, now: float) -> list[Command]:
-        """Shutdown, second phase: once every global release write came back (or the
-        budget ran out), give up the DC leadership (release key, destroy session...).
-        The global releases go first so that no register outlives its claimant's
-        session unreleased (docs/global-lock.md)."""
-        if self._release_deadline is None:
-            return []
-        if self.globals.releasing and now < self._release_deadline:
-            return []
-        self._release_deadline = None
-        return self.globals.cancel_release(now) + self.election.shutdown(now)
+        """Shutdown, later phases. (1) Send the deferred global release writes when due;
+        once every one came back (or the budget ran out), (2) wait until `now >=
+        granted_until` (no yes of ours still runs), then give up the DC leadership
+        (release key, destroy session...). The global releases go first so that no
+        register outlives its claimant's session unreleased (docs/global-lock.md)."""
+        cmds: list[Command] = []
+        if self._release_deadline is not None:
+            cmds += self.globals.on_timer(now)
+            if self.globals.releasing and now < self._release_deadline:
+                return cmds + self._keep_alive(now)
+            self._release_deadline = None
+            cmds += self.globals.cancel_release(now)
+            self._dc_release_at = self.granted_until
+        if self._dc_release_at is None:
+            return cmds
+        if now < self._dc_release_at:
+            return cmds + self._keep_alive(now)
+        self._dc_release_at = None
+        self._next_pass = self._next_renew = math.inf
+        return cmds + self.inflight.cancel(["stopping"]) + self.election.shutdown(now)
+
+    def _keep_alive(self, now: float) -> list[Command]:
+        """While a shutdown waits: pass our check every check_interval and renew the
+        session every session_ttl/3 (fire and forget: answers are ignored)."""
+        cmds: list[Command] = []
+        timeout = max(self.timers.lease, 1.0)
+        if now >= self._next_pass:
+            self._next_pass = now + self.timers.check_interval
+            req = c.agent_check_pass(self.election.check_id, timeout=timeout)
+            cmds.append(self.inflight.send("stopping.check_pass", req, now))
+        session = self.election.session_id
+        if session is not None and now >= self._next_renew:
+            self._next_renew = now + self.timers.session_ttl / 3
+            cmds.append(self.inflight.send("stopping.renew", c.session_renew(session, timeout=timeout), now))
+        return cmds
 
     @property
     def role(self) -> Role:

@@ -81,6 +81,22 @@ HookRunner = Callable[[tuple[str, ...], Mapping[str, str], float], Awaitable[Hoo
 
 _MIN_TIMER_STEP = 0.001
 
+MIN_SHUTDOWN_GRACE = 5.0
+"""The least a graceful stop waits for the core (`shutdown_grace`)."""
+SHUTDOWN_SLACK = 1.0
+"""Added to the core's own bound (event-loop latency, the last response's delivery)."""
+
+
+def shutdown_grace(core: object) -> float:
+    """How long a graceful stop waits for `core` to finish: its ``shutdown_budget()`` (the
+    wait for the last "yes" to run out, then the release writes: ReplicaCore) plus
+    `SHUTDOWN_SLACK`, and never less than `MIN_SHUTDOWN_GRACE`."""
+    budget = getattr(core, "shutdown_budget", None)
+    value = budget() if callable(budget) else 0.0
+    if not isinstance(value, int | float) or not math.isfinite(value):
+        value = 0.0
+    return max(MIN_SHUTDOWN_GRACE, float(value) + SHUTDOWN_SLACK)
+
 OUTCOMES = ("2xx", "3xx", "4xx", "5xx", "timeout", "unreachable", "error")
 """Label values of consul_requests_total{outcome}."""
 
@@ -181,12 +197,16 @@ class Runner:
                 await asyncio.wait_for(event.wait(), remaining)
             self.lock_wakeups += 1
 
-    async def shutdown(self, grace: float = 5.0) -> bool:
-        """Graceful stop: AdminAction.SHUTDOWN, wait up to `grace` s for ``core.finished``.
+    async def shutdown(self, grace: float | None = None) -> bool:
+        """Graceful stop: AdminAction.SHUTDOWN, wait up to `grace` s for ``core.finished``
+        (None: `shutdown_grace(core)`, which covers the core's wait for its last "yes"
+        to run out before it releases anything).
 
         Then cancels whatever is still in flight and stops the timer loop; returns whether
         the core finished in time. Does not close the Consul client (its owner does).
         """
+        if grace is None:
+            grace = shutdown_grace(self.core)
         self.admin(AdminAction.SHUTDOWN)
         deadline = self.clock() + grace
         while not self.core.finished and self.clock() < deadline:

@@ -10,8 +10,12 @@ Start-up contract (each failure is a `StartupError`: one line, and an exit code)
 3. the listening socket is bound BEFORE the core is built, so port 0 works and the core
    is told the real API address; then one JSON line
    ``{"listening": URL, "dc": DC, "id": ID}`` is written to stdout and flushed;
-4. SIGTERM/SIGINT start a graceful stop (AdminAction.SHUTDOWN, at most `SHUTDOWN_GRACE`
-   seconds for the core to finish), then exit 0.
+4. SIGTERM/SIGINT start a graceful stop, then exit 0: AdminAction.SHUTDOWN (may-write
+   and every global lock answer no at once), then the core waits until every "yes" it
+   handed out has run out (at most one DC lease), frees the global registers, releases
+   the DC leader key and destroys its session. The process waits for that at most
+   `runner.shutdown_grace(core)` seconds (lease + release writes + slack, >= 5 s;
+   docs/operations.md, "Stopping"). Further signals during the stop are ignored.
 
 Once serving, everything allocated during start-up (imported modules, the app, the core)
 is moved to the GC's permanent generation (`gc.freeze`; undone on exit). A full cyclic
@@ -43,12 +47,14 @@ from coordinator.core.topology import Topology
 from coordinator.daemon.api import Api
 from coordinator.daemon.logsetup import register_secrets
 from coordinator.daemon.metrics import Metrics
-from coordinator.daemon.runner import Runner
+from coordinator.daemon.runner import Runner, shutdown_grace
 from coordinator.daemon.transitions import TransitionLog
 
 log = logging.getLogger("coordinator.daemon")
 
 SHUTDOWN_GRACE = 5.0
+"""The least a graceful stop waits (runner.MIN_SHUTDOWN_GRACE); the real bound is
+`runner.shutdown_grace(core)`, which grows with the lease and the release budget."""
 AGENT_SELF_TIMEOUT = 5.0
 
 
@@ -185,10 +191,15 @@ async def serve(opts: RunOptions, environ: Mapping[str, str], out: TextIO) -> in
                 "enabled" if admin_token else "disabled",
             )
             await stop.wait()
-            log.info("signal received: shutting down (releasing the DC leader lock)")
-            finished = await runner.shutdown(SHUTDOWN_GRACE)
+            grace = max(SHUTDOWN_GRACE, shutdown_grace(core))
+            log.info(
+                "signal received: shutting down (answering no now; releasing the locks once every "
+                "yes handed out has run out; at most %.1fs)",
+                grace,
+            )
+            finished = await runner.shutdown(grace)
             if not finished:
-                log.warning("core did not finish its shutdown within %.0fs; exiting anyway", SHUTDOWN_GRACE)
+                log.warning("core did not finish its shutdown within %.1fs; exiting anyway", grace)
         finally:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(sig)
