@@ -29,6 +29,7 @@ STATE_COLOURS = {
     "catching-up": "#f0a030",
     "fenced": "#b8b8b8",
     "down": "#303030",
+    "starting": "#e4e4ec",
 }
 LINK_COLOURS = {"up": "#d8f0d8", "oneway": "#f4c430", "down": "#d62728", "degraded": "#9467bd"}
 MAX_STRIPS = 40
@@ -89,13 +90,19 @@ def render_png(tl: Timeline) -> bytes:
     handles.append(Patch(color="#1f77b4", alpha=0.2, label="fault"))
     ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.12 - 0.3 / max(rows, 1)),
               ncol=len(handles), fontsize=7, frameon=False)
-    title = tl.meta.get("scenario") or "explore"
-    ax.set_title(f"{title}  seed {tl.meta.get('seed')}  ({len(tl.violations)} violations)", fontsize=10)
+    ax.set_title(f"{_title(tl.meta)}  ({len(tl.violations)} violations)", fontsize=10)
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
     plt.close(fig)
     return buf.getvalue()
+
+
+def _title(meta: dict[str, Any]) -> str:
+    """"<scenario>  seed N" for the simulator; "<scenario>  (lab)" for a recorded run (no seed)."""
+    name = str(meta.get("scenario") or "explore")
+    seed = meta.get("seed")
+    return f"{name}  seed {seed}" if seed is not None else f"{name}  ({meta.get('source')})"
 
 
 def _fmt(values: list[float]) -> str:
@@ -124,11 +131,11 @@ def render_html(tl: Timeline, png: bytes) -> str:
         f"<tr><td>{s:.3f}</td><td>{e:.3f}</td><td>{esc(d)}</td></tr>" for s, e, d in tl.faults
     ) or "<tr><td colspan=3>no faults</td></tr>"
     meta = tl.meta
-    title = esc(str(meta.get("scenario") or "explore"))
+    clock = "simulated seconds" if meta.get("source") == "sim" else "seconds"
     image = base64.b64encode(png).decode("ascii")
     timers = ", ".join(f"{k}={v:g}" for k, v in (meta.get("timers") or {}).items())
     return f"""<!doctype html>
-<html><head><meta charset="utf-8"><title>{title} seed {meta.get('seed')}</title>
+<html><head><meta charset="utf-8"><title>{esc(_title(meta))}</title>
 <style>
 body {{ font-family: system-ui, sans-serif; margin: 1.5em; color: #222; }}
 table {{ border-collapse: collapse; margin: 0.5em 0 1.5em; }}
@@ -136,8 +143,8 @@ td, th {{ border: 1px solid #ccc; padding: 3px 8px; font-size: 13px; text-align:
 th {{ background: #f2f2f2; }} .bad {{ color: #c00; font-weight: bold; }}
 img {{ max-width: 100%; border: 1px solid #ddd; }} code {{ background: #f4f4f4; padding: 1px 4px; }}
 </style></head><body>
-<h1>{title} <small>seed {meta.get('seed')} ({esc(str(meta.get('source')))})</small></h1>
-<p>{len(tl.dcs)} DCs, {len(tl.violations)} violations, {tl.t_end:.1f} simulated seconds.
+<h1>{esc(_title(meta))}</h1>
+<p>{len(tl.dcs)} DCs, {len(tl.violations)} violations, {tl.t_end:.1f} {clock}.
 Timers: <code>{esc(timers)}</code></p>
 <img alt="timeline" src="data:image/png;base64,{image}">
 <h2>Per DC</h2>

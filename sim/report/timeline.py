@@ -1,7 +1,9 @@
 """From a history (sim or lab) to what the report draws and tabulates. Pure; no matplotlib.
 
 - `lanes`: per DC, consecutive `Segment`s of the DC-level state: ``writable`` (some replica
-  says yes; the token is kept), ``catching-up``, ``fenced``, ``down`` (no replica running).
+  says yes; the token is kept), ``catching-up``, ``fenced``, ``down`` (no replica running),
+  ``starting`` (every replica reports state ``starting``: a process not answering yet).
+  Before a DC's first replica event its lane is ``fenced``.
 - `pair_strips`: per unordered DC pair that ever changed, segments of ``up`` (both ways),
   ``oneway`` (one direction cut), ``down`` (both cut) or ``degraded`` (delay/loss).
 - `faults`: (start, end, description) bands; `violations`: (t, invariant, dc).
@@ -62,6 +64,8 @@ def _dc_state(reps: dict[str, dict[str, Any]]) -> tuple[str, str]:
         return "catching-up", ""
     if reps and all(r.get("role") in ("down", "paused") for r in reps.values()):
         return "down", ""
+    if reps and all(r.get("state") == "starting" for r in reps.values()):
+        return "starting", ""
     return "fenced", ""
 
 
