@@ -78,7 +78,7 @@ def test_shutdown_keeps_the_dc_key_until_the_last_yes_ends_and_the_successor_say
             first_yes = w.now
     assert w.violations == []
     releases = [t for t, tag in log if tag.startswith("lock.shutdown_release")]
-    assert len(releases) == 1 and releases[0] >= last_yes_end
+    assert len(releases) == 1 and releases[0] >= last_yes_end + old.drift_pad
     passes = [t for t, tag in log if tag.startswith("stopping.check_pass")]
     assert passes and max(passes) < last_yes_end, "the check stays passing while we wait"
     assert old.finished
@@ -102,7 +102,8 @@ def test_shutdown_after_the_last_yes_ran_out_releases_at_once() -> None:
     w.run(8.0)
     old = _leader(w, "dc3")
     assert old.may_write(w.now).allowed
-    end = old.granted_until
+    end = old.granted_until + old.drift_pad
+    assert 0 < old.drift_pad < 0.05  # lease x 2 max_drift / (1 - max_drift)
     cmds = old.on_admin(AdminAction.SHUTDOWN, end)
     assert any(isinstance(c, SendRequest) and c.tag.startswith("lock.shutdown_release") for c in cmds)
 
@@ -111,7 +112,7 @@ def test_shutdown_budget_covers_the_wait_and_the_grace_covers_the_budget() -> No
     w = QuietWorld(topology())
     core = w.cores["dc1"][0]
     timers = core.timers
-    assert core.shutdown_budget() >= timers.lease + 3 * max(timers.lease, 1.0)
+    assert core.shutdown_budget() >= timers.lease + core.drift_pad + 3 * max(timers.lease, 1.0)
     assert shutdown_grace(core) > core.shutdown_budget()
     assert shutdown_grace(core) >= MIN_SHUTDOWN_GRACE
     assert shutdown_grace(object()) == MIN_SHUTDOWN_GRACE  # a core without a budget

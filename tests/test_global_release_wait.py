@@ -2,7 +2,8 @@
 
 `GlobalLock.answer` records the end of every "yes" it hands out (`granted_until`);
 `release` (admin) and `shutdown` stop answering yes at once but defer the release CAS
-writes until ``now >= granted_until``, so no two holders' validity windows overlap.
+writes until ``now >= granted_until + drift_pad`` (`yes_over_at`; the pad covers clients'
+clock drift), so no two holders' validity windows overlap.
 Unit tests on one GlobalLock with hand-made Consul answers, and the admin release on
 ReplicaCores in virtual time (test_core_replica_e2e's world).
 """
@@ -28,10 +29,12 @@ def test_release_after_a_yes_defers_the_writes_until_it_ends() -> None:
     assert ans.held
     end = 0.3 + ans.valid_for
     assert end == lock.granted_until == 0.01 + LEASE
+    assert 0 < lock.drift_pad < 0.1
+    end = lock.yes_over_at
     assert lock.release(0.5) == []
     assert lock.releasing and lock.role is GlobalRole.IDLE
     assert not lock.answer(0.5).held, "no new yes once released"
-    assert lock.granted_until == end
+    assert lock.yes_over_at == end
     t = 0.5
     while t < end - 0.05:
         t = round(t + 0.1, 6)
@@ -54,7 +57,8 @@ def test_release_with_no_yes_handed_out_goes_at_once() -> None:
 
 def test_shutdown_after_a_yes_defers_too_and_stays_releasing() -> None:
     lock, _ = _holding_lock()
-    end = 0.3 + lock.answer(0.3).valid_for
+    lock.answer(0.3)
+    end = lock.yes_over_at
     assert lock.shutdown(1.0) == []
     assert lock.role is GlobalRole.INACTIVE and lock.releasing
     assert lock.next_deadline() == end
@@ -75,7 +79,7 @@ def test_admin_release_in_the_world_hands_over_after_the_last_yes() -> None:
     old, term = _wait_holder(w, 15.0)
     w.run(1.0)
     assert _holders(w) == [(old, term)]  # the yes is handed out
-    last_yes_end = old.globals.granted_until
+    last_yes_end = old.globals.locks["mail"].granted_until
     log = _spy(w, old)
     cmds = old.release_global("mail", 0.0, w.now)
     assert not [c for c in cmds if isinstance(c, SendRequest) and c.tag.startswith("global.mail.release")]

@@ -14,9 +14,10 @@ The DC leader's `ReplicaCore` owns one. Contract (all pure, `now` passed in):
 * `release(name, now, hold_off)` is a graceful hand-over of one lock; `shutdown(now)`
   releases every lock for a host that stops for good, after which `releasing` stays true
   until every release write (and its one retry) came back. A lock defers its release
-  writes until every "yes" it handed out has run out (`granted_until`, the high-water
-  mark of `answer`): a stopping host keeps calling `on_timer` at `next_deadline()` to
-  send them, and waits at most until ``max(now, granted_until) + release_budget()``.
+  writes until every "yes" it handed out has run out (`yes_over_at`: the high-water mark
+  of `answer` plus a drift pad): a stopping host keeps calling `on_timer` at
+  `next_deadline()` to send them, and waits at most until
+  ``max(now, yes_over_at) + release_budget()``.
 """
 
 from __future__ import annotations
@@ -108,13 +109,13 @@ class GlobalLocks:
         return any(lock.releasing for lock in self.locks.values())
 
     @property
-    def granted_until(self) -> float:
-        """The end of the latest "yes" any lock handed out (-inf: none)."""
-        return max((lock.granted_until for lock in self.locks.values()), default=-math.inf)
+    def yes_over_at(self) -> float:
+        """When no client may still act on any lock's "yes" (-inf: none was handed out)."""
+        return max((lock.yes_over_at for lock in self.locks.values()), default=-math.inf)
 
     def release_budget(self) -> float:
         """How long a stopping host waits for the release writes once they are sent
-        (after `granted_until`): write, re-read, write."""
+        (after `yes_over_at`): write, re-read, write."""
         return max((3 * lock.spec.request_timeout for lock in self.locks.values()), default=0.0)
 
     def cancel_release(self, now: float) -> list[Command]:

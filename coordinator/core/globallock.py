@@ -20,9 +20,10 @@ Protocol, per round (every ``renew_interval``, all requests sent at the round's 
   majority are running AND its DC may write; the "yes" lasts until the earlier of both;
 * losing the DC gate ends a tenure at once without releasing (answers handed out may still
   run; the registers lapse); `release` (graceful) ends it at once (no new "yes") and, once
-  ``now >= granted_until`` (the end of every "yes" we handed out: `answer` records it),
-  writes every register we hold to ``holder=""`` with the same term, by CAS, so
-  contenders need not wait for the lapse. Until then the writes are deferred (a core
+  ``now >= granted_until + drift_pad`` (the end of every "yes" we handed out: `answer`
+  records it; the pad covers a client whose clock runs slower than ours), writes every
+  register we hold to ``holder=""`` with the same term, by CAS, so contenders need not
+  wait for the lapse. Until then the writes are deferred (a core
   deadline, `next_deadline`; `releasing` is true). A release CAS that fails (a renewal of
   ours was applied first) or whose outcome is unknown is followed by one ``?consistent``
   read and, if the register still names us with that term, one more release CAS;
@@ -82,7 +83,13 @@ class GlobalLock:
         self.next_round_at = math.inf
         self.hold_off_until = -math.inf
         self.granted_until = -math.inf
-        """The end of the latest "yes" we computed: no new tenure of ours starts before it."""
+        """The end of the latest "yes" we handed out (`answer`), on our clock."""
+        rho = topology.timers.max_drift
+        self.drift_pad = min(spec.lease, topology.timers.lease) * 2 * rho / (1 - rho)
+        """A "yes" lasts at most min(lease, DC lease); a client counting it on a clock up to
+        max_drift slower than ours stops at most this much (real time) after our clock
+        reaches its end. No tenure of ours starts, and no release write is sent, before
+        ``granted_until + drift_pad`` (`yes_over_at`)."""
         self._seq = 0
         self._wseq = 0
         self.tenures = 0
@@ -92,9 +99,9 @@ class GlobalLock:
         self._releasing: dict[str, tuple[int, int]] = {}
         """DC -> (term being released, release CAS attempts left) while a release is open."""
         self._deferred: dict[str, int] = {}
-        """DC -> term of a release write waiting for `granted_until` (sent by `on_timer`)."""
+        """DC -> term of a release write waiting for `yes_over_at` (sent by `on_timer`)."""
         self._release_at = math.inf
-        """When the deferred release writes go out (the `granted_until` of the release)."""
+        """When the deferred release writes go out (`yes_over_at` when released)."""
 
     # --- host entry points ------------------------------------------------------------
 
@@ -130,7 +137,7 @@ class GlobalLock:
 
     def release(self, now: float, hold_off: float = 0.0) -> list[Command]:
         """Graceful hand-over: stop holding now, then free our registers (CAS, same term)
-        once every "yes" we handed out has run out (`granted_until`; at once if none runs).
+        once every "yes" we handed out has run out (`yes_over_at`; at once if none runs).
 
         Safe because our claims end before the release writes are sent (we count no claim
         after this call) and the writes wait for the last "yes": a successor can only
@@ -161,25 +168,30 @@ class GlobalLock:
 
     @property
     def releasing(self) -> bool:
-        """A release write is deferred (waiting for `granted_until`) or, with its re-read,
+        """A release write is deferred (waiting for `yes_over_at`) or, with its re-read,
         still in flight."""
         return bool(self._deferred) or self.inflight.has(self._kind("release"))
 
     def _release_writes(self, now: float) -> list[Command]:
         """End the tenure, then CAS ``holder=""`` (same term) onto every register we claim:
-        now if no "yes" of ours still runs, else at `granted_until` (`_send_deferred`)."""
+        now if no "yes" of ours still runs, else at `yes_over_at` (`_send_deferred`)."""
         term = self.term
         mine = [v for v in self.views.values() if v.claim_from is not None and v.index]
         self._end_tenure()
         if term is None:
             return []
-        if now < self.granted_until:
+        if now < self.yes_over_at:
             self._deferred.update((v.dc, term) for v in mine)
-            self._release_at = self.granted_until
+            self._release_at = self.yes_over_at
             return []
         for v in mine:
             self._releasing[v.dc] = (term, 2)
         return [self._send_release(v, term, now) for v in mine]
+
+    @property
+    def yes_over_at(self) -> float:
+        """When no client may still act on a "yes" of ours (-inf: none was handed out)."""
+        return self.granted_until + self.drift_pad
 
     def _send_deferred(self, now: float) -> list[Command]:
         """The last "yes" ran out: send the deferred release writes. A register read since
@@ -284,7 +296,8 @@ class GlobalLock:
 
     def answer(self, now: float) -> GlobalAnswer:
         """The answer to hand out. Records its end in `granted_until` (one max): no later
-        tenure of ours starts, and no release write of ours is sent, before it."""
+        tenure of ours starts, and no release write of ours is sent, before that end plus
+        `drift_pad` (`yes_over_at`)."""
         until = self._valid_until(now)
         if until is not None:
             self.granted_until = max(self.granted_until, until)
@@ -414,7 +427,7 @@ class GlobalLock:
         for t, w in sorted(known, key=lambda x: x[0]):
             acc += w
             if 2 * acc > self.total:
-                return max(t + self._stagger(), self.hold_off_until, self.granted_until)
+                return max(t + self._stagger(), self.hold_off_until, self.yes_over_at)
         return math.inf
 
     def _may_acquire(self, now: float) -> bool:

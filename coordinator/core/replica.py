@@ -27,8 +27,9 @@ high-water mark `granted_until` to its end (now + valid_for = lease_expiry).
 
 SHUTDOWN answers no at once, then, in order (docs/operations.md, "Stopping"): (1) the
 global locks free their registers once every global "yes" ran out (waiting at most until
-max(now, their granted_until) + release budget); (2) once `now >= granted_until` (the
-DC-level mark), the DC leader key is released with ``?release=``, the session destroyed
+max(now, their yes_over_at) + release budget); (2) once `now >= granted_until +
+drift_pad` (the DC-level mark; the pad covers a client whose clock runs up to max_drift
+slower than ours), the DC leader key is released with ``?release=``, the session destroyed
 and the check deregistered. ``?release=`` applies no lock-delay, so (2) waiting for the
 mark is what keeps the other replica's first yes after our last one ends. Both waits are
 core deadlines (`next_deadline`); `shutdown_budget()` bounds the whole stop. While it
@@ -122,6 +123,10 @@ class ReplicaCore:
         """While shutting down, after the global releases: when the DC key may be released."""
         self.granted_until = -math.inf
         """High-water mark of every yes `may_write` returned (the end of the latest one)."""
+        rho = self.timers.max_drift
+        self.drift_pad = self.timers.lease * 2 * rho / (1 - rho)
+        """A yes lasts at most `lease`; a client counting it on a clock up to max_drift slower
+        than ours stops at most this much (real time) after our clock reaches its end."""
         self._next_pass = -math.inf
         self._next_renew = -math.inf
         """While a shutdown waits: when the check pass / session renew are next due."""
@@ -482,23 +487,25 @@ class ReplicaCore:
         self.token = None
         self.dcstate.fire(DcEvent.FENCE, now, Reason.SHUTTING_DOWN)
         self.shutting_down = True
-        self._release_deadline = max(now, self.globals.granted_until) + self.globals.release_budget()
+        self._release_deadline = max(now, self.globals.yes_over_at) + self.globals.release_budget()
         return self._run(now, lambda: cmds)
 
     def shutdown_budget(self) -> float:
         """Upper bound, in seconds, from SHUTDOWN to `finished` when every request is
-        answered or times out: the wait for the last yes (<= lease: a yes ends at most one
-        lease after the call), the global release writes (their budget), then the three
-        DC steps (release key, destroy session, deregister check; one local timeout each)."""
+        answered or times out: the wait for the last yes (<= lease + drift_pad: a yes ends
+        at most one lease after the call), the global release writes (their budget), then
+        the three DC steps (release key, destroy session, deregister check; one local
+        timeout each)."""
         local = max(self.timers.lease, 1.0)  # Election's timeout for local requests
-        return self.timers.lease + self.globals.release_budget() + 3 * local
+        return self.timers.lease + self.drift_pad + self.globals.release_budget() + 3 * local
 
     def _after_release(self, now: float) -> list[Command]:
         """Shutdown, later phases. (1) Send the deferred global release writes when due;
         once every one came back (or the budget ran out), (2) wait until `now >=
-        granted_until` (no yes of ours still runs), then give up the DC leadership
-        (release key, destroy session...). The global releases go first so that no
-        register outlives its claimant's session unreleased (docs/global-lock.md)."""
+        granted_until + drift_pad` (no client still acts on a yes of ours), then give up
+        the DC leadership (release key, destroy session...). The global releases go
+        first so that no register outlives its claimant's session unreleased
+        (docs/global-lock.md)."""
         cmds: list[Command] = []
         if self._release_deadline is not None:
             cmds += self.globals.on_timer(now)
@@ -506,7 +513,7 @@ class ReplicaCore:
                 return cmds + self._keep_alive(now)
             self._release_deadline = None
             cmds += self.globals.cancel_release(now)
-            self._dc_release_at = self.granted_until
+            self._dc_release_at = self.granted_until + self.drift_pad
         if self._dc_release_at is None:
             return cmds
         if now < self._dc_release_at:
