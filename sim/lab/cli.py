@@ -55,8 +55,8 @@ def resolve(name: str) -> LabScenario:
     raise KeyError(f"unknown scenario {name!r}; built-in: {', '.join(SCENARIOS)}")
 
 
-async def _run(sc: LabScenario, run_dir: Path) -> Lab:
-    lab = Lab(LabConfig(sc.topology, sc.replicas, run_dir, sc.name))
+async def _run(sc: LabScenario, run_dir: Path, status_interval: float | None) -> Lab:
+    lab = Lab(LabConfig(sc.topology, sc.replicas, run_dir, sc.name, status_interval=status_interval))
     main = asyncio.current_task()
     loop = asyncio.get_running_loop()
     if main is not None:
@@ -67,8 +67,11 @@ async def _run(sc: LabScenario, run_dir: Path) -> Lab:
     return lab
 
 
-def run_one(name: str, report_dir: str | Path | None = None) -> LabResult:
-    """Run one scenario end to end (needs root); always tears the lab down."""
+def run_one(
+    name: str, report_dir: str | Path | None = None, status_interval: float | None = None
+) -> LabResult:
+    """Run one scenario end to end (needs root); always tears the lab down.
+    `status_interval`: also sample every replica's /v1/status into status.jsonl."""
     sc = resolve(name)
     base = Path(report_dir) if report_dir is not None else Path(tempfile.mkdtemp(prefix="cqlab-"))
     run_dir = base / sc.name
@@ -76,7 +79,7 @@ def run_one(name: str, report_dir: str | Path | None = None) -> LabResult:
     error: str | None = None
     with net.lab_lock():
         try:
-            asyncio.run(_run(sc, run_dir))
+            asyncio.run(_run(sc, run_dir, status_interval))
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"
         finally:
@@ -131,6 +134,9 @@ def main(argv: list[str] | None = None) -> int:
     run = sub.add_parser("run", help="run a scenario (built-in name, a sim scenario .yaml, or 'all')")
     run.add_argument("scenario")
     run.add_argument("--report", help="directory for histories and reports (default: a temp dir)")
+    run.add_argument("--status-interval", type=float, default=None,
+                     help="diagnostics: sample each replica's /v1/status into status.jsonl every S seconds")
+    run.add_argument("--repeat", type=int, default=1, help="run each scenario N times (N <= 50)")
     sub.add_parser("list", help="list the built-in scenarios")
     sub.add_parser("teardown", help="remove leftovers of a crashed run (cqlab namespaces and links)")
     args = parser.parse_args(argv)
@@ -146,6 +152,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"sim.lab: cannot run: {reason}", file=sys.stderr)
         return 3
     names = list(SCENARIOS) if args.scenario == "all" else [args.scenario]
+    if not 1 <= args.repeat <= 50:
+        print("sim.lab: --repeat must be 1..50", file=sys.stderr)
+        return 2
     try:
         for name in names:
             resolve(name)
@@ -155,10 +164,12 @@ def main(argv: list[str] | None = None) -> int:
     report = Path(args.report) if args.report else Path(tempfile.mkdtemp(prefix="cqlab-"))
     failed = 0
     try:
-        for name in names:
-            result = run_one(name, report)
-            print(_summary(result), flush=True)
-            failed += not result.ok
+        for k in range(args.repeat):
+            for name in names:
+                base = report if args.repeat == 1 else report / f"run{k + 1}"
+                result = run_one(name, base, args.status_interval)
+                print(_summary(result), flush=True)
+                failed += not result.ok
     except KeyboardInterrupt:
         net.teardown()
         return 130

@@ -34,6 +34,7 @@ from sim.history import Event, meta_event
 from sim.lab.net import LabNet
 from sim.lab.observe import Recorder, ReplicaWatch
 from sim.lab.procs import Proc
+from sim.lab.status import StatusSampler
 
 CONSUL_PORT = 8500
 API_PORT = 8787
@@ -49,6 +50,8 @@ class LabConfig:
     scenario: str = "lab"
     forward_timeout: float = 2.0
     write_interval: float = 0.05
+    status_interval: float | None = None
+    """Sample every replica's /v1/status into status.jsonl this often (diagnostics; None: off)."""
 
 
 def replica_ids(dc: str, count: int) -> list[str]:
@@ -97,6 +100,11 @@ class Lab:
         for dc, watches in self.watches.items():
             for watch in watches.values():
                 self._tasks.append(asyncio.create_task(watch.run(self._stop), name=f"watch-{dc}"))
+        if self.cfg.status_interval:
+            apis = {rid: w.api for ws in self.watches.values() for rid, w in ws.items()}
+            path = self.dir / "status.jsonl"
+            sampler = StatusSampler(self.rec, self.client, apis, path, self.cfg.status_interval)
+            self._tasks.append(asyncio.create_task(sampler.run(self._stop), name="status"))
         return self
 
     async def __aexit__(
@@ -136,9 +144,6 @@ class Lab:
                 "--http-port", str(CONSUL_PORT), "--forward-timeout", str(self.cfg.forward_timeout), *peers,
             ])
             self.consul[name] = Proc(f"consul-{name}", argv, self.logdir)
-        _start_all(list(self.consul.values()))
-        for name in self.consul:
-            self.rec.emit("consul", dc=name, leader=True)
         for name, dcnet in self.net.dcs.items():
             self.replicas[name] = {}
             self.watches[name] = {}
@@ -154,7 +159,10 @@ class Lab:
                     self.rec, self.client, name, rid, f"http://{dcnet.mgmt_ip}:{port}", resource_url,
                     self.cfg.write_interval,
                 )
-
+                self.watches[name][rid].announce()
+        _start_all(list(self.consul.values()))
+        for name in self.consul:
+            self.rec.emit("consul", dc=name, leader=True)
         _start_all([p for dc in self.replicas.values() for p in dc.values()])
 
     def _stop_sync(self) -> None:

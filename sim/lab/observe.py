@@ -137,6 +137,16 @@ class ReplicaWatch:
             token=self.token if self.allowed else None, reason=None if self.allowed else self.reason,
         )
 
+    def announce(self) -> None:
+        """Record the replica before its process runs: role ``down`` (for the checker it
+        does not run yet, so its start counts as a disturbance when it first answers),
+        state ``starting`` (drawn as starting up, not as fenced)."""
+        self._last = ("down", False, None, "starting", "down")
+        self.rec.emit(
+            "replica", dc=self.dc, replica=self.replica, role="down", state="starting",
+            allowed=False, token=None, reason="starting",
+        )
+
     def mark(self, override: str | None) -> None:
         """Harness: the process was killed ("down"), stopped ("paused"), or is back (None)."""
         self._generation += 1
