@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import base64
 import json
+import os
 import re
 import shutil
 import socket
@@ -74,7 +75,8 @@ def bench_coordinator(duration: int, connections: int, threads: int) -> dict[str
                 break
             time.sleep(0.1)
         wrk(f"{api}/v1/may-write", 2, connections, threads)  # warm-up
-        return wrk(f"{api}/v1/may-write", duration, connections, threads)
+        load = os.getloadavg()[0]
+        return {**wrk(f"{api}/v1/may-write", duration, connections, threads), "load_avg_1m_before": load}
 
 
 def bench_etcd(duration: int, connections: int, threads: int) -> dict[str, Any]:
@@ -109,7 +111,9 @@ def bench_etcd(duration: int, connections: int, threads: int) -> dict[str, Any]:
                      'wrk.headers["Content-Type"] = "application/json"\n')
             script = fh.name
         wrk(f"{url}/v3/kv/range", 2, connections, threads, script)
+        load = os.getloadavg()[0]
         result = wrk(f"{url}/v3/kv/range", duration, connections, threads, script)
+        result["load_avg_1m_before"] = load
         version = subprocess.run(["etcd", "--version"], capture_output=True, text=True).stdout.split("\n")[0]
         result["version"] = version
         return result

@@ -27,6 +27,7 @@ import re
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +60,7 @@ async def _cuts(n_cuts: int, n_failovers: int, run_dir: Path) -> dict[str, Any]:
     topo = topology(3)
     lab = Lab(LabConfig(topo, {d: 2 for d in topo.names}, run_dir, "bench-cuts"))
     failover: list[float] = []
+    loads = [os.getloadavg()[0]]
     async with lab:
         names = list(topo.names)
         if await lab.wait_until(names, True, 60) is None:
@@ -84,6 +86,7 @@ async def _cuts(n_cuts: int, n_failovers: int, run_dir: Path) -> dict[str, Any]:
             await driver.end(act)
             await asyncio.sleep(3.0)
     history = lab.history
+    loads.append(os.getloadavg()[0])
     lat = fault_latencies(history)
     violations = check_history(history)
     return {
@@ -91,46 +94,93 @@ async def _cuts(n_cuts: int, n_failovers: int, run_dir: Path) -> dict[str, Any]:
             "n_cuts": n_cuts, "fence": stats(lat.fence), "rejoin": stats(lat.rejoin),
             "false_fences_majority": lat.false_fences, "unfenced": lat.unfenced,
             "violations": [v.invariant for v in violations], "history": str(run_dir / "history.jsonl"),
+            "load_avg_1m_start_end": loads,
         },
         "failover": {"what": "SIGKILL of dc1's leader replica -> dc1 writable (other replica)",
                      **stats(failover)},
     }
 
 
-async def _fanout(n_clients: int) -> dict[str, Any]:
+class _LongPoll(asyncio.Protocol):
+    """One parked long-poll on a raw socket: stamps the arrival of the response's first
+    bytes (perf_counter) in data_received, so the client adds ~us per response instead of
+    an HTTP client's parsing (which, for 1,000 responses in one process, was ~1/2 of what
+    the aiohttp-client version of this benchmark measured)."""
+
+    def __init__(self, request: bytes, done: asyncio.Future[float]) -> None:
+        self.request, self.done = request, done
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        transport.write(self.request)
+
+    def data_received(self, data: bytes) -> None:
+        if not self.done.done():
+            self.done.set_result(time.perf_counter())
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.done.done():
+            self.done.set_exception(ConnectionError(f"closed before an answer: {exc}"))
+
+
+async def _fanout(n_clients: int, client: str = "raw") -> dict[str, Any]:
+    """`n_clients` long-polls parked on one replica; POST /v1/fence; per client: fence sent
+    -> first byte of its answer. client "raw": asyncio.Protocol sockets (default);
+    "aiohttp": one aiohttp session (as first measured; includes its parsing)."""
     token = "bench-admin-token"
     with LoopbackCluster(3, 1, admin_token=token) as cluster:
         api = cluster.apis["dc1-r1"]
-        async with httpx.AsyncClient(trust_env=False) as client:
+        host, port = api.split("//", 1)[1].rsplit(":", 1)
+        async with httpx.AsyncClient(trust_env=False) as http:
             body: dict[str, Any] = {}
             for _ in range(300):
-                body = (await client.get(f"{api}/v1/may-write")).json()
+                body = (await http.get(f"{api}/v1/may-write")).json()
                 if body.get("allowed"):
                     break
                 await asyncio.sleep(0.1)
             index = int(body["index"])
+            loop = asyncio.get_running_loop()
+            path = f"/v1/may-write?index={index}&wait=60s"
+            t0 = 0.0
             received: list[float] = []
             early = 0
-            t0 = 0.0
-            connector = aiohttp.TCPConnector(limit=0)
-            async with aiohttp.ClientSession(connector=connector) as session:
-
-                async def poll() -> None:
-                    nonlocal early
-                    url = f"{api}/v1/may-write?index={index}&wait=60s"
-                    async with session.get(url) as resp:
-                        await resp.read()
-                    if t0 == 0.0:
-                        early += 1
-                    else:
-                        received.append(time.perf_counter() - t0)
-
-                tasks = [asyncio.create_task(poll()) for _ in range(n_clients)]
+            if client == "raw":
+                request = f"GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode()
+                dones: list[asyncio.Future[float]] = []
+                transports = []
+                for _ in range(n_clients):
+                    done: asyncio.Future[float] = loop.create_future()
+                    tr, _p = await loop.create_connection(partial(_LongPoll, request, done), host, int(port))
+                    dones.append(done)
+                    transports.append(tr)
                 await asyncio.sleep(3.0)
+                early = sum(1 for d in dones if d.done())
                 t0 = time.perf_counter()
-                await client.post(f"{api}/v1/fence", headers={"Authorization": f"Bearer {token}"})
-                await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 30)
-    return {"clients": n_clients, "answered_before_fence": early, **stats(received)}
+                await http.post(f"{api}/v1/fence", headers={"Authorization": f"Bearer {token}"})
+                stamps = await asyncio.wait_for(asyncio.gather(*dones, return_exceptions=True), 30)
+                received = [s - t0 for s in stamps if isinstance(s, float) and s >= t0]
+                for tr in transports:
+                    tr.close()
+            else:
+                connector = aiohttp.TCPConnector(limit=0)
+                async with aiohttp.ClientSession(connector=connector) as session:
+
+                    async def poll() -> None:
+                        nonlocal early
+                        async with session.get(f"{api}{path}") as resp:
+                            await resp.read()
+                        if t0 == 0.0:
+                            early += 1
+                        else:
+                            received.append(time.perf_counter() - t0)
+
+                    tasks = [asyncio.create_task(poll()) for _ in range(n_clients)]
+                    await asyncio.sleep(3.0)
+                    t0 = time.perf_counter()
+                    await http.post(f"{api}/v1/fence", headers={"Authorization": f"Bearer {token}"})
+                    await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 30)
+    return {"clients": n_clients, "client": client, "answered_before_fence": early,
+            "load_avg_1m": os.getloadavg()[0], **stats(received)}
 
 
 def _proc_cpu(pid: int) -> float:
@@ -153,6 +203,7 @@ def _consul_requests(api: str) -> float:
 def _resources(n_dcs: int, window: float = 10.0) -> dict[str, Any]:
     with LoopbackCluster(n_dcs, 1) as cluster:
         time.sleep(5.0)
+        load = os.getloadavg()[0]
         pids = {rid: p.pid for rid, p in cluster.replicas.items() if p.pid is not None}
         cpu0 = {rid: _proc_cpu(pid) for rid, pid in pids.items()}
         req0 = {rid: _consul_requests(cluster.apis[rid]) for rid in pids}
@@ -164,6 +215,7 @@ def _resources(n_dcs: int, window: float = 10.0) -> dict[str, Any]:
         "dcs": n_dcs, "cpu_percent_mean": round(sum(cpu) / len(cpu), 2),
         "cpu_percent_max": round(max(cpu), 2),
         "rss_mb_mean": round(sum(rss) / len(rss), 1), "consul_req_per_s_mean": round(sum(req) / len(req), 1),
+        "load_avg_1m_before": load,
     }
 
 
@@ -180,6 +232,7 @@ def main() -> int:
     p.add_argument("--cuts", type=int, default=20)
     p.add_argument("--failovers", type=int, default=10)
     p.add_argument("--clients", type=int, default=1000)
+    p.add_argument("--fanout-client", choices=("raw", "aiohttp"), default="raw")
     p.add_argument("--only", default="cuts,fanout,resources")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = p.parse_args()
@@ -198,7 +251,7 @@ def main() -> int:
                     net.teardown()
             print(json.dumps({k: results[k] for k in ("cuts", "failover")}, indent=2), flush=True)
     if "fanout" in parts:
-        results["fanout"] = asyncio.run(_fanout(args.clients))
+        results["fanout"] = asyncio.run(_fanout(args.clients, args.fanout_client))
         print(json.dumps(results["fanout"]), flush=True)
     if "resources" in parts:
         results["resources"] = {"idle_3dc": _resources(3), "probing_5dc": _resources(5)}
