@@ -72,17 +72,30 @@ class Pending:
 
 
 class Inflight:
-    """Allocates tags and remembers what each in-flight request was for."""
+    """Allocates tags and remembers what each in-flight request was for.
+
+    Invariant: `_kinds[k]` is the number of pending requests of kind `k` (no zero
+    entries), so `has` is O(1): the core asks it several times per step.
+    """
 
     def __init__(self) -> None:
         self._counter = 0
         self._pending: dict[str, Pending] = {}
+        self._kinds: dict[str, int] = {}
 
     def send(self, kind: str, request: Request, now: float, data: object = None) -> SendRequest:
         self._counter += 1
         tag = f"{kind}#{self._counter}"
         self._pending[tag] = Pending(tag, kind, now, request, data, self._counter)
+        self._kinds[kind] = self._kinds.get(kind, 0) + 1
         return SendRequest(tag, request)
+
+    def _forget(self, kind: str) -> None:
+        left = self._kinds[kind] - 1
+        if left:
+            self._kinds[kind] = left
+        else:
+            del self._kinds[kind]
 
     @property
     def sent(self) -> int:
@@ -90,10 +103,13 @@ class Inflight:
         return self._counter
 
     def pop(self, tag: str) -> Pending | None:
-        return self._pending.pop(tag, None)
+        pending = self._pending.pop(tag, None)
+        if pending is not None:
+            self._forget(pending.kind)
+        return pending
 
     def has(self, kind: str) -> bool:
-        return any(p.kind == kind for p in self._pending.values())
+        return kind in self._kinds
 
     def of_kind(self, kind: str) -> list[Pending]:
         return [p for p in self._pending.values() if p.kind == kind]
@@ -105,12 +121,14 @@ class Inflight:
         for tag, p in list(self._pending.items()):
             if p.kind in wanted or p.kind.split(".", 1)[0] in wanted:
                 del self._pending[tag]
+                self._forget(p.kind)
                 out.append(CancelRequest(tag))
         return out
 
     def cancel_all(self) -> list[Command]:
         out: list[Command] = [CancelRequest(tag) for tag in self._pending]
         self._pending.clear()
+        self._kinds.clear()
         return out
 
     def __len__(self) -> int:
