@@ -11,7 +11,9 @@ Pure data and diffing; the owner allocates indexes.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
+from operator import attrgetter
+from typing import Any
 
 PASSING = "passing"
 WARNING = "warning"
@@ -43,7 +45,7 @@ class Service:
     modify_index: int = 0
 
     def same_content(self, other: Service) -> bool:
-        return replace(self, create_index=0, modify_index=0) == replace(other, create_index=0, modify_index=0)
+        return self is other or _SERVICE_CONTENT(self) == _SERVICE_CONTENT(other)
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +69,16 @@ class Check:
     modify_index: int = 0
 
     def same_content(self, other: Check) -> bool:
-        return replace(self, create_index=0, modify_index=0) == replace(other, create_index=0, modify_index=0)
+        return self is other or _CHECK_CONTENT(self) == _CHECK_CONTENT(other)
+
+
+def _content_getter(cls: type[Any]) -> Any:
+    """Every field but the Raft indexes, as one tuple (what `same_content` compares)."""
+    return attrgetter(*(f.name for f in fields(cls) if f.name not in ("create_index", "modify_index")))
+
+
+_SERVICE_CONTENT = _content_getter(Service)
+_CHECK_CONTENT = _content_getter(Check)
 
 
 @dataclass

@@ -232,7 +232,8 @@ class Datacenter:
         self._set_agent_status(check, status, output, now)
 
     def _set_agent_status(self, check: Check, status: str, output: str, at: float) -> None:
-        check = replace(check, status=status, output=output)
+        if check.status != status or check.output != output:
+            check = replace(check, status=status, output=output)
         self.agent.checks[check.check_id] = check
         self._mark_critical(check, at)
         self._sync(at)
