@@ -15,6 +15,8 @@ import heapq
 from collections.abc import Callable
 from typing import Any
 
+_push = heapq.heappush
+
 
 class Timer:
     """Handle of a scheduled event; `cancel()` is idempotent."""
@@ -40,17 +42,26 @@ class EventQueue:
         self._seq = 0
         self.now = 0.0
         self.processed = 0
+        self.barrier: float | None = None
+        """See `run_with_barrier` (the simulator's next invariant deadline)."""
 
     def schedule(self, at: float, fn: Callable[..., None], *args: Any) -> Timer:
         """Run `fn(*args)` at virtual time `at` (clamped to now: the past is now)."""
-        self._seq += 1
-        at = max(at, self.now)
-        timer = Timer(at, self._seq, fn, args)
-        heapq.heappush(self._heap, (at, self._seq, timer))
+        seq = self._seq = self._seq + 1
+        if at < self.now:
+            at = self.now
+        timer = Timer(at, seq, fn, args)
+        _push(self._heap, (at, seq, timer))
         return timer
 
     def after(self, delay: float, fn: Callable[..., None], *args: Any) -> Timer:
-        return self.schedule(self.now + delay, fn, *args)
+        seq = self._seq = self._seq + 1
+        at = self.now + delay
+        if at < self.now:
+            at = self.now
+        timer = Timer(at, seq, fn, args)
+        _push(self._heap, (at, seq, timer))
+        return timer
 
     def peek(self) -> float | None:
         """Time of the next live event, or None when nothing is scheduled."""
@@ -83,6 +94,32 @@ class EventQueue:
             if after_each is not None:
                 after_each()
         self.now = max(self.now, t)
+
+    def run_with_barrier(self, t: float, on_barrier: Callable[[float], None]) -> None:
+        """Like `run_until(t)`, but whenever `self.barrier` (re-read before every event) is
+        not None and <= the next event's time, call `on_barrier(barrier)` first instead.
+        `on_barrier` must move `self.barrier` past that time (or clear it), else this spins.
+        The one hot loop of a simulation, hence inlined."""
+        heap = self._heap
+        pop = heapq.heappop
+        while heap:
+            at, _, timer = heap[0]
+            if not timer.alive:
+                pop(heap)
+                continue
+            if at > t:
+                break
+            barrier = self.barrier
+            if barrier is not None and barrier <= at:
+                on_barrier(barrier)
+                continue
+            pop(heap)
+            self.now = at
+            timer.alive = False
+            self.processed += 1
+            timer.fn(*timer.args)
+        if t > self.now:
+            self.now = t
 
     def __len__(self) -> int:
         return sum(1 for entry in self._heap if entry[2].alive)

@@ -85,7 +85,6 @@ class World:
         self._emit_raw(meta)
         self.checker = Checker(meta, config.liveness_bound)
         self.violations: list[Violation] = []
-        self._check_at: float | None = None
         self.hosts: dict[str, list[ReplicaHost]] = {}
         drift = topology.timers.max_drift
         for dc in self.dc_names:
@@ -120,7 +119,7 @@ class World:
         self._emit_raw(event)
         for violation in self.checker.feed(event):
             self._violation(violation)
-        self._check_at = self.checker.next_deadline()
+        self.queue.barrier = self.checker.next_deadline()
 
     def _violation(self, violation: Violation) -> None:
         self.violations.append(violation)
@@ -324,19 +323,12 @@ class World:
 
     def run_until(self, t: float) -> None:
         """Process every event due by `t`, firing checker deadlines in time order."""
-        queue = self.queue
-        while True:
-            nxt = queue.peek()
-            if nxt is None or nxt > t:
-                break
-            check_at = self._check_at
-            if check_at is not None and check_at <= nxt:
-                for violation in self.checker.advance(check_at + 1e-9):
-                    self._violation(violation)
-                self._check_at = self.checker.next_deadline()
-                continue
-            queue.run_next()
-        queue.now = max(queue.now, t)
+        self.queue.run_with_barrier(t, self._deadline)
+
+    def _deadline(self, check_at: float) -> None:
+        for violation in self.checker.advance(check_at + 1e-9):
+            self._violation(violation)
+        self.queue.barrier = self.checker.next_deadline()
 
     def run(self, duration: float) -> RunResult:
         self.run_until(duration)
