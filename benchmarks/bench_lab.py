@@ -56,9 +56,9 @@ def stats(values: list[float], scale: float = 1000.0) -> dict[str, Any]:
     return {"n": len(values), "p50_ms": q(50), "p99_ms": q(99), "max_ms": q(100)}
 
 
-async def _cuts(n_cuts: int, n_failovers: int, run_dir: Path) -> dict[str, Any]:
+async def _cuts(n_cuts: int, n_failovers: int, run_dir: Path, status: float | None = None) -> dict[str, Any]:
     topo = topology(3)
-    lab = Lab(LabConfig(topo, {d: 2 for d in topo.names}, run_dir, "bench-cuts"))
+    lab = Lab(LabConfig(topo, {d: 2 for d in topo.names}, run_dir, "bench-cuts", status_interval=status))
     failover: list[float] = []
     loads = [os.getloadavg()[0]]
     async with lab:
@@ -232,6 +232,8 @@ def main() -> int:
     p.add_argument("--cuts", type=int, default=20)
     p.add_argument("--failovers", type=int, default=10)
     p.add_argument("--clients", type=int, default=1000)
+    p.add_argument("--status-interval", type=float, default=None,
+                   help="cuts: also sample every replica's /v1/status into status.jsonl (diagnostics)")
     p.add_argument("--fanout-client", choices=("raw", "aiohttp"), default="raw")
     p.add_argument("--only", default="cuts,fanout,resources")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT)
@@ -246,7 +248,8 @@ def main() -> int:
             run_dir = Path(tempfile.mkdtemp(prefix="cqlab-bench-"))
             with net.lab_lock():
                 try:
-                    results.update(asyncio.run(_cuts(args.cuts, args.failovers, run_dir)))
+                    cuts = _cuts(args.cuts, args.failovers, run_dir, args.status_interval)
+                    results.update(asyncio.run(cuts))
                 finally:
                     net.teardown()
             print(json.dumps({k: results[k] for k in ("cuts", "failover")}, indent=2), flush=True)

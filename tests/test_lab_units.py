@@ -3,17 +3,21 @@ resource's rule, and the history analysis (latencies, false fences)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from hypothesis import given
 from hypothesis import strategies as st
 
 from coordinator.core.topology import DcSpec, Topology
+from sim.checker import Violation
 from sim.history import Event, meta_event
-from sim.lab.analyze import fault_latencies, percentile, writable_timeline
+from sim.lab.analyze import fault_latencies, percentile, render, writable_timeline
 from sim.lab.faults import dropped_links
 from sim.lab.resource import ResourceState
 from sim.lab.scenarios import QUICK, SCENARIOS
+from sim.lab.status import compact
+from sim.report.timeline import build
 from sim.world.faults import FaultSpec
 
 NAMES = ["dc1", "dc2", "dc3", "dc4", "dc5"]
@@ -142,3 +146,45 @@ def test_percentile_and_scenario_catalogue() -> None:
     for name in ("isolate-one", "one-way", "majorities-ring", "paused-leader", "leader-kill-partition",
                  "flapping", "heal-catch-up"):
         assert name in SCENARIOS
+
+
+def test_report_is_drawn_with_the_simulators_renderer(tmp_path: Path) -> None:
+    """render() writes report.html + report.png next to the history; the checker's
+    violations appear in the page; replicas announced before their processes run are
+    drawn as starting, not fenced."""
+    links = [["dc3", "dc1"], ["dc1", "dc3"], ["dc3", "dc2"], ["dc2", "dc3"]]
+    starting = [{"t": 0.1, "kind": "replica", "dc": dc, "replica": f"{dc}-r1", "role": "down",
+                 "state": "starting", "allowed": False, "token": None, "reason": "starting"}
+                for dc in NAMES[:3]]
+    history = [
+        meta_event(_topo(), None, "lab", {"dc1": 1, "dc2": 1, "dc3": 1}, "unit"),
+        *starting,
+        _rep(1.0, "dc1", True), _rep(1.0, "dc2", True), _rep(1.0, "dc3", True),
+        _fault(10.0, "start", links), *_links(10.0, links, False),
+        _rep(11.5, "dc3", False),
+        *_links(20.0, links, True), _fault(20.0, "end", links),
+        _rep(23.0, "dc3", True), {"t": 24.0, "kind": "end"},
+    ]
+    found = [Violation(12.0, "quorum-rule", "made up for the test", "dc3")]
+    html_path, png_path = render(history, tmp_path, "report", found)
+    assert Path(html_path) == tmp_path / "report.html" and Path(png_path) == tmp_path / "report.png"
+    assert Path(png_path).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    page = Path(html_path).read_text(encoding="utf-8")
+    assert "quorum-rule" in page and "made up for the test" in page
+    assert "unit  (lab)" in page and "seed None" not in page
+    lanes = build(history).lanes
+    assert [s.state for s in lanes["dc3"]] == ["fenced", "starting", "writable", "fenced", "writable"]
+    assert lanes["dc3"][1].start == 0.1 and lanes["dc3"][1].end == 1.0
+
+
+def test_status_sample_keeps_what_explains_a_fence() -> None:
+    doc = {"role": "leader", "dc_state": "writable", "allowed": True, "reason": None, "lease_remaining": 1.2,
+           "consul_error": None, "quorum": {"in_quorum": True, "members": ["dc1", "dc2"], "reason": "ok",
+                                            "round_started_at": 12.5},
+           "undirected": {"dc1": {"dc2": True, "dc3": False}, "dc3": {"dc1": False, "dc2": False}},
+           "transitions": [{}, {}]}
+    out = compact(doc)
+    assert out["links_down"] == ["dc1-dc3", "dc2-dc3"]
+    assert out["round_started_at"] == 12.5 and out["members"] == ["dc1", "dc2"]
+    assert out["transitions"] == 2
+    assert compact({})["in_quorum"] is None

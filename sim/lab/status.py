@@ -28,7 +28,7 @@ def compact(status: dict[str, Any]) -> dict[str, Any]:
     """The fields of a /v1/status document the diagnosis needs."""
     quorum = status.get("quorum") or {}
     links = status.get("undirected") or {}
-    down = sorted(f"{a}-{b}" for a, row in links.items() for b, up in row.items() if not up and a < b)
+    down = sorted({"-".join(sorted((a, b))) for a, row in links.items() for b, up in row.items() if not up})
     return {
         "role": status.get("role"),
         "dc_state": status.get("dc_state"),
