@@ -169,6 +169,7 @@ class Router:
             *api_kv.ROUTES, *api_session.ROUTES, *api_agent.ROUTES,
         ]
         """(path prefix or exact path, is_prefix, handler), most specific first."""
+        self._routed: dict[str, tuple[Handler, str] | None] = {}
 
     def _token(self, req: Request) -> str:
         """Consul's parseTokenInternal: the first non-empty of `?token=`, `X-Consul-Token`,
@@ -218,14 +219,29 @@ class Router:
         denied = self._acl(req)
         if denied is not None:
             return denied
-        for path, is_prefix, handler in self.routes:
-            if (is_prefix and req.path.startswith(path)) or req.path == path:
-                call = Call(self, req, now, resume, req.path[len(path):] if is_prefix else "")
-                try:
-                    return handler(call)
-                except ConsulError as err:
-                    return text_reply(err.status, err.message)
-        return text_reply(404, "Invalid URL path: not a recognized HTTP API endpoint\n")
+        route = self._route(req.path)
+        if route is None:
+            return text_reply(404, "Invalid URL path: not a recognized HTTP API endpoint\n")
+        handler, rest = route
+        try:
+            return handler(Call(self, req, now, resume, rest))
+        except ConsulError as err:
+            return text_reply(err.status, err.message)
+
+    def _route(self, path: str) -> tuple[Handler, str] | None:
+        """The first matching route's handler and the path after its prefix (memoised per
+        path: the routes never change, clients repeat paths)."""
+        if path in self._routed:
+            return self._routed[path]
+        found: tuple[Handler, str] | None = None
+        for prefix, is_prefix, handler in self.routes:
+            if (is_prefix and path.startswith(prefix)) or path == prefix:
+                found = (handler, path[len(prefix):] if is_prefix else "")
+                break
+        if len(self._routed) >= 4096:
+            self._routed.clear()
+        self._routed[path] = found
+        return found
 
 
 def method_not_allowed(call: Call, allowed: list[str]) -> Reply:

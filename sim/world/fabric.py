@@ -51,16 +51,30 @@ and the liveness checks would have to know about it)."""
 OnResult = Callable[[Response], None]
 
 
+_DECODED: dict[Request, EmuRequest] = {}
+_DECODED_MAX = 4096
+
+
 def to_emulator(req: Request) -> EmuRequest:
-    """The request as Consul's HTTP server would decode it."""
-    return EmuRequest(req.method, unquote(req.path), req.params, {}, req.body or b"")
+    """The request as Consul's HTTP server would decode it.
+
+    Memoised on the (immutable, hashable) Request: the core repeats the same requests
+    (check passes, row reads) and an EmuRequest is an immutable value too, so sharing
+    one is invisible to the router (its lazily built query index included).
+    """
+    emu = _DECODED.get(req)
+    if emu is None:
+        if len(_DECODED) >= _DECODED_MAX:
+            _DECODED.clear()
+        emu = _DECODED[req] = EmuRequest(req.method, unquote(req.path), req.params, {}, req.body or b"")
+    return emu
 
 
 def to_response(reply: Reply) -> Response:
     return Response(reply.status, {k.lower(): v for k, v in reply.headers.items()}, reply.body)
 
 
-@dataclass
+@dataclass(slots=True)
 class Call:
     """One request in flight through the fabric (one per HTTP exchange)."""
 
