@@ -430,3 +430,18 @@ def test_consul_unreachable_on_check_pass_fences_follower_reason() -> None:
     assert d.core.may_write(d.now).reason is Reason.CONSUL_UNAVAILABLE
     d.advance(d.now + 1.0)
     assert d.has("lock.check_register")
+
+
+def test_lease_end_after_unconfirmed_rounds_names_the_round_reason() -> None:
+    """An isolated DC fences at its lease end with reason not-in-quorum, not lease-expired."""
+    d = driver()
+    d.to_writable()
+    seq = 3
+    while state(d) is DcState.WRITABLE:
+        assert d.now < 5.0
+        d.next_round(seq, peers_ok=False)
+        seq += 1
+    fence = d.core.status(d.now).transitions[-1]
+    assert fence.to_state == "fenced" and fence.reason == "not-in-quorum"
+    assert d.core.may_write(d.now).reason is Reason.NOT_IN_QUORUM
+

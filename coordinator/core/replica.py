@@ -114,6 +114,8 @@ class ReplicaCore:
         self.token: int | None = None
         self.lease_expiry: float | None = None
         self.last_round_confirmed = False
+        self._unconfirmed_reason: Reason | None = None
+        """Why the latest completed round did not confirm (None after a confirming one)."""
         self._answer_key: tuple[bool, int | None, Reason | None] | None = None
         self._answer_index = 0
         self._cached: MayWriteAnswer | None = None
@@ -346,7 +348,9 @@ class ReplicaCore:
         if self.dcstate.state is not DcState.FENCED and (
             self.lease_expiry is None or now >= self.lease_expiry
         ):
-            cmds += self._fence(now, Reason.LEASE_EXPIRED)
+            # Name what ended the lease when a round told us (not-in-quorum, a local
+            # error); plain lease-expired means rounds stopped completing at all.
+            cmds += self._fence(now, self._unconfirmed_reason or Reason.LEASE_EXPIRED)
         cmds += self.election.on_timer(now)
         cmds += self.catchup.on_timer(now)
         return cmds
@@ -404,6 +408,7 @@ class ReplicaCore:
         )
         self.last_round = None
         self.last_round_confirmed = False
+        self._unconfirmed_reason = None
 
     def _on_round(self, outcome: RoundOutcome, now: float) -> list[Command]:
         self.last_round = outcome
@@ -419,11 +424,14 @@ class ReplicaCore:
             # stays in its state until that lease runs out (`_tick`). A local Consul error
             # answers no at once through `health` (kazoo rule) without burning the token.
             self.last_round_confirmed = False
+            err = outcome.local_error
+            reason = reason_for(err) if err is not None else Reason.NOT_IN_QUORUM
+            self._unconfirmed_reason = reason
             if self.dcstate.state is not DcState.WRITABLE:
-                err = outcome.local_error
-                return self._fence(now, reason_for(err) if err is not None else Reason.NOT_IN_QUORUM)
+                return self._fence(now, reason)
             return []
         self.last_round_confirmed = True
+        self._unconfirmed_reason = None
         expiry = outcome.t0 + self.timers.lease
         if self.lease_expiry is None or expiry > self.lease_expiry:
             self.lease_expiry = expiry
