@@ -123,8 +123,23 @@ def parse_kv_get(resp: Response) -> KvRead:
     if resp.status == 404:
         return KvRead((), parse_query_meta(resp))
     raise_for_status(resp)
-    items = as_list(load_json(resp), "KV read body", resp)
-    return KvRead(tuple(_kv_entry(x, resp) for x in items), parse_query_meta(resp))
+    body = resp.body
+    memo = type(body) is bytes
+    entries = _KV_BODIES.get(body) if memo else None
+    if entries is None:
+        items = as_list(load_json(resp), "KV read body", resp)
+        entries = tuple(_kv_entry(x, resp) for x in items)
+        if memo:
+            if len(_KV_BODIES) >= _KV_BODIES_MAX:
+                _KV_BODIES.clear()
+            _KV_BODIES[body] = entries
+    return KvRead(entries, parse_query_meta(resp))
+
+
+_KV_BODIES: dict[bytes, tuple[KvEntry, ...]] = {}
+"""Successfully parsed 2xx KV read bodies -> their (immutable) entries: peers read the same
+row version, and the parse is pure in the body. Failures are never memoised."""
+_KV_BODIES_MAX = 1024
 
 
 @shape_guard

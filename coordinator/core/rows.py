@@ -140,8 +140,28 @@ def _exact_fields(obj: object, fields: frozenset[str], what: str) -> dict[str, A
     return obj
 
 
+_DECODED: dict[bytes, Row] = {}
+_DECODED_MAX = 1024
+
+
 def decode_row(data: bytes) -> Row:
-    """Parse and validate a row. Raises `RowError` (and nothing else) on any malformation."""
+    """Parse and validate a row. Raises `RowError` (and nothing else) on any malformation.
+
+    Memoised on the bytes (every peer's leader reads the same row version): the returned
+    Row, its `reach` mapping included, is shared and must not be mutated.
+    """
+    if type(data) is bytes:
+        row = _DECODED.get(data)
+        if row is None:
+            row = _decode_row(data)
+            if len(_DECODED) >= _DECODED_MAX:
+                _DECODED.clear()
+            _DECODED[data] = row
+        return row
+    return _decode_row(data)
+
+
+def _decode_row(data: bytes) -> Row:
     if not isinstance(data, bytes | bytearray | memoryview):
         raise RowError("row data must be bytes")
     if len(data) > MAX_ROW_BYTES:
