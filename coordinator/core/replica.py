@@ -246,15 +246,13 @@ class ReplicaCore:
         until then.
         """
         cached = self._cached
-        if cached is None or (cached.allowed and (self.lease_expiry is None or now >= self.lease_expiry)):
-            ans = self._compute(now)
-            if ans.allowed and self.lease_expiry is not None and self.lease_expiry > self.granted_until:
-                self.granted_until = self.lease_expiry
-            return ans
+        if cached is None:  # not started yet (start() caches): never a yes
+            return self._compute(now)
         if not cached.allowed:
             return cached
         expiry = self.lease_expiry
-        assert expiry is not None  # a cached yes implies a lease (checked just above)
+        if expiry is None or now >= expiry:  # the lease ran out: _verdict says no
+            return self._compute(now)
         if expiry > self.granted_until:
             self.granted_until = expiry
         return MayWriteAnswer(
