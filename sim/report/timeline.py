@@ -2,7 +2,8 @@
 
 - `lanes`: per DC, consecutive `Segment`s of the DC-level state: ``writable`` (some replica
   says yes; the token is kept), ``catching-up``, ``fenced``, ``down`` (no replica running),
-  ``starting`` (every replica reports state ``starting``: a process not answering yet).
+  ``starting`` (every replica reports state ``starting``: a process not answering yet,
+  whatever its role).
   Before a DC's first replica event its lane is ``fenced``.
 - `pair_strips`: per unordered DC pair that ever changed, segments of ``up`` (both ways),
   ``oneway`` (one direction cut), ``down`` (both cut) or ``degraded`` (delay/loss).
@@ -62,10 +63,10 @@ def _dc_state(reps: dict[str, dict[str, Any]]) -> tuple[str, str]:
         return "writable", ",".join(tokens)
     if any(r.get("state") == "catching-up" for r in reps.values()):
         return "catching-up", ""
-    if reps and all(r.get("role") in ("down", "paused") for r in reps.values()):
-        return "down", ""
     if reps and all(r.get("state") == "starting" for r in reps.values()):
         return "starting", ""
+    if reps and all(r.get("role") in ("down", "paused") for r in reps.values()):
+        return "down", ""
     return "fenced", ""
 
 
