@@ -20,6 +20,11 @@ Safety invariants (checked while faults are active):
   than the previous tenure's (the same replica may repeat its current token).
 - ``resource-stale-write``: the protected resource never accepts a token lower than the
   highest it has accepted.
+- ``global-one-holder`` (topologies with ``global_locks``): at no instant do two claimants
+  believe they hold the same global lock (``global`` events carry each claimant's belief
+  and its end in virtual time; sim/world/global_invariants.py ONE_HOLDER);
+- ``global-terms-increase``: each new tenure of a global lock has a strictly greater term
+  than every earlier one (TERMS_INCREASE: the term is the fencing token).
 
 Liveness invariants:
 
@@ -42,11 +47,12 @@ from dataclasses import dataclass, field
 from coordinator.core.timers import derive, stretch
 from coordinator.core.topology import Topology
 from sim.history import Event, topology_from_json
+from sim.world.global_invariants import ONE_HOLDER, TERMS_INCREASE, GlobalLockWatch
 from sim.world.truth import quorum_cliques, quorum_members
 
 SAFETY_INVARIANTS = (
     "one-writable-per-dc", "witness-never-writable", "quorum-rule", "fenced-before-takeover",
-    "token-monotonic", "resource-stale-write",
+    "token-monotonic", "resource-stale-write", "global-one-holder", "global-terms-increase",
 )
 LIVENESS_INVARIANTS = ("majority-never-fenced", "liveness-writable")
 
@@ -76,6 +82,9 @@ def default_liveness_bound(topo: Topology) -> float:
         2 * t.session_ttl + t.lock_delay + derive(t).failover_bound + derive(t).takeover_after
         + 2 * t.retry_backoff_max + 10 * t.probe_interval + 10.0
     )
+
+
+_GLOBAL_RULES = {ONE_HOLDER: "global-one-holder", TERMS_INCREASE: "global-terms-increase"}
 
 
 @dataclass
@@ -126,6 +135,7 @@ class Checker:
         """Last heal, degradation, Consul leader change or replica stop/start: evidence of a
         quorum is only expected to be stable `grace_live` after it."""
         self._members_links = frozenset(self.topo.names)
+        self.global_locks = GlobalLockWatch()
         self._members_live = frozenset(self.topo.names)
 
     # -- feeding ---------------------------------------------------------------------------
@@ -268,6 +278,14 @@ class Checker:
             self.active_faults.pop(int(event["id"]), None)
         self._recompute(config_changed=True)
         return []
+
+    def _on_global(self, event: Event) -> list[Violation]:
+        term, until = event.get("term"), event.get("until")
+        broken = self.global_locks.feed(
+            self.now, str(event["lock"]), str(event["holder"]),
+            None if term is None else int(term), None if until is None else float(until),
+        )
+        return [self._violate(_GLOBAL_RULES[rule], str(event["dc"]), detail) for rule, detail in broken]
 
     def _on_quiet(self, event: Event) -> list[Violation]:
         self.quiet_at = self.now

@@ -24,6 +24,11 @@ Kinds and their fields (all required unless marked optional):
 - ``consul``: ``dc``, ``leader`` (bool): the DC's Consul cluster has a Raft leader.
 - ``write``: ``dc``, ``replica``, ``token``, ``accepted`` (bool): a write carrying
   ``token`` reached the DC's protected resource.
+- ``global``: ``lock`` (global lock name), ``dc``, ``replica``, ``holder`` (the claimant:
+  one incarnation of a replica), ``term`` (int or null), ``until`` (virtual seconds or
+  null): from ``t`` on, that claimant believes it holds ``lock`` under ``term`` until
+  ``until`` (its own clock's verdict mapped to virtual time); null = it does not hold.
+  Emitted whenever that belief changes (simulator only).
 - ``quiet``: no fault is active or will be injected from here on (liveness checks start).
 - ``violation``: ``invariant``, ``detail``, optional ``dc``.
 - ``end``: the run ended at ``t``.
@@ -41,7 +46,7 @@ from typing import IO, Any
 
 from coordinator.core.topology import DcSpec, Timers, Topology
 
-KINDS = ("meta", "replica", "fault", "link", "consul", "write", "quiet", "violation", "end")
+KINDS = ("meta", "replica", "fault", "link", "consul", "write", "global", "quiet", "violation", "end")
 ROLES = ("leader", "follower", "down", "paused")
 REPLICA_STATES = ("writable", "fenced", "catching-up", "starting", "down", "paused")
 """Display states: writable (allowed), catching-up, fenced (any other no), starting,

@@ -95,3 +95,33 @@ def test_majority_side_must_stay_writable_during_a_minority_partition() -> None:
               "dcs": ["dc3"], "links": []}, *cut(10, "dc3", "dc1"), *cut(10, "dc3", "dc2")]
     assert check_history([*start, rep(20, "dc1", "dc1-1", False)])[0].invariant == "majority-never-fenced"
     assert check_history([*start, rep(20, "dc3", "dc3-1", False)]) == []
+
+
+def glob_(t: float, holder: str, term: int | None, until: float | None, dc: str = "dc1") -> dict[str, Any]:
+    return {"t": t, "kind": "global", "lock": "g", "dc": dc, "replica": holder.split("#")[0],
+            "holder": holder, "term": term, "until": until}
+
+
+def test_global_hand_over_after_the_old_belief_ran_out_is_fine() -> None:
+    events = [META, glob_(1, "dc1-1#0", 1, 5.0), glob_(2, "dc1-1#0", 1, 6.0),
+              glob_(6.5, "dc2-1#0", 2, 9.0, "dc2"), glob_(7, "dc1-1#0", None, None)]
+    assert check_history(events) == []
+
+
+def test_global_two_holders_at_one_instant_is_reported_once_per_overlap() -> None:
+    events = [META, glob_(1, "dc1-1#0", 1, 5.0), glob_(4, "dc2-1#0", 2, 9.0, "dc2"),
+              glob_(4.5, "dc2-1#0", 2, 9.5, "dc2")]
+    assert names(check_history(events)) == ["global-one-holder"]
+
+
+def test_global_belief_that_ran_out_does_not_count_but_an_extension_does() -> None:
+    lapsed = [META, glob_(1, "dc1-1#0", 1, 3.0), glob_(3.0, "dc2-1#0", 2, 9.0, "dc2")]
+    assert check_history(lapsed) == []
+    extended = [META, glob_(1, "dc1-1#0", 1, 3.0), glob_(2.0, "dc1-1#0", 1, 4.0),
+                glob_(3.5, "dc2-1#0", 2, 9.0, "dc2")]
+    assert names(check_history(extended)) == ["global-one-holder"]
+
+
+def test_global_terms_must_increase_across_tenures() -> None:
+    events = [META, glob_(1, "dc1-1#0", 4, 3.0), glob_(5, "dc2-1#0", 4, 9.0, "dc2")]
+    assert names(check_history(events)) == ["global-terms-increase"]

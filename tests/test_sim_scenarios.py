@@ -165,3 +165,17 @@ def test_same_seed_is_byte_identical_across_processes_and_hash_seeds(tmp_path: o
         with open(log, "rb") as fh:
             logs.append(fh.read())
     assert logs[0] == logs[1] and logs[0].count(b"\n") > 20
+
+
+def test_global_lock_scenario_records_holders_and_hands_over_with_higher_terms() -> None:
+    result = run("global-lock-partition")
+    beliefs = [e for e in result.history if e["kind"] == "global"]
+    assert beliefs, "the DC leaders contend for the global lock"
+    tenures: list[tuple[str, int]] = []
+    for e in beliefs:
+        if e["term"] is not None and (not tenures or tenures[-1] != (e["holder"], e["term"])):
+            tenures.append((str(e["holder"]), int(e["term"])))
+    terms = [term for _, term in tenures]
+    assert len(set(terms)) >= 2, "the partition moves the lock at least once"
+    assert terms == sorted(terms)
+    assert not [v for v in result.violations if v.invariant.startswith("global-")]

@@ -18,6 +18,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+ONE_HOLDER = "ONE_HOLDER"
+TERMS_INCREASE = "TERMS_INCREASE"
+
 
 @dataclass(frozen=True)
 class Violation:
@@ -41,12 +44,12 @@ class GlobalChecker:
         """`holding`: claimant -> term, for every claimant that believes it holds now."""
         if len(holding) > 1:
             detail = ", ".join(f"{h}@{t}" for h, t in sorted(holding.items()))
-            self._add(at, "ONE_HOLDER", f"{len(holding)} holders: {detail}")
+            self._add(at, ONE_HOLDER, f"{len(holding)} holders: {detail}")
         for holder, term in holding.items():
             if self._current.get(holder) == term:
                 continue
             if term <= self._max_term:
-                self._add(at, "TERMS_INCREASE", f"{holder} holds term {term} after term {self._max_term}")
+                self._add(at, TERMS_INCREASE, f"{holder} holds term {term} after term {self._max_term}")
             self._max_term = max(self._max_term, term)
             self.tenures.append((at, holder, term))
         self._current = dict(holding)
@@ -63,3 +66,46 @@ class GlobalChecker:
     def _add(self, at: float, rule: str, detail: str) -> None:
         if len(self.violations) < 100:
             self.violations.append(Violation(at, rule, detail))
+
+
+@dataclass
+class _Beliefs:
+    holds: dict[str, tuple[int, float]] = field(default_factory=dict)
+    """claimant -> (term, time its belief ends)."""
+    checker: GlobalChecker = field(default_factory=GlobalChecker)
+    doubled: bool = False
+
+
+class GlobalLockWatch:
+    """The same rules over a stream of belief changes (the main simulator's `global`
+    history events, sim/checker.py), one `GlobalChecker` per lock.
+
+    `feed(now, lock, claimant, term, until)`: from `now` on, `claimant` believes it holds
+    `lock` under `term` until `until` (same time scale as `now`); `until=None`: it does not.
+    A belief simply runs out at `until`. Contract: beliefs only start or grow at a feed,
+    so observing the holders at every feed sees every instant at which one appears.
+    Returns the new violations as (rule, detail); ONE_HOLDER once per episode of overlap.
+    """
+
+    def __init__(self) -> None:
+        self.locks: dict[str, _Beliefs] = {}
+
+    def feed(self, now: float, lock: str, claimant: str, term: int | None,
+             until: float | None) -> list[tuple[str, str]]:
+        state = self.locks.setdefault(lock, _Beliefs())
+        if term is None or until is None:
+            state.holds.pop(claimant, None)
+        else:
+            state.holds[claimant] = (term, until)
+        for gone in [c for c, (_, end) in state.holds.items() if end <= now]:
+            del state.holds[gone]
+        holding = {c: t for c, (t, _) in state.holds.items()}
+        seen = len(state.checker.violations)
+        state.checker.observe(now, holding)
+        out: list[tuple[str, str]] = []
+        for v in state.checker.violations[seen:]:
+            if v.rule == ONE_HOLDER and state.doubled:
+                continue
+            out.append((v.rule, f"lock {lock}: {v.detail}"))
+        state.doubled = len(holding) > 1
+        return out

@@ -4,14 +4,16 @@ Both return a `RunResult`; both are pure functions of their arguments (same seed
 history). Explore runs use N DCs named dc1..dcN of weight 1, default timers, random clock
 drift within `max_drift`, and a random fault schedule that stops `liveness_bound` seconds
 before the end (when the run is long enough), so every run also checks liveness. Odd
-seeds also turn BUGGIFY on (some local Consul replies are slowed at random).
+seeds also turn BUGGIFY on (some local Consul replies are slowed at random); seeds that
+are multiples of GLOBAL_LOCK_EVERY add one global lock (``explore-lock``, default timers)
+that the DC leaders contend for, so the global-lock invariants are explored too.
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
 
-from coordinator.core.topology import CatchUp, DcSpec, Timers, Topology
+from coordinator.core.topology import CatchUp, DcSpec, GlobalLockSpec, Timers, Topology
 from sim.checker import default_liveness_bound
 from sim.scenario import DEFAULT_HOOK, Scenario
 from sim.world.randomfaults import random_schedule
@@ -43,18 +45,24 @@ def run_scenario(scenario: Scenario, seed: int, record: bool = True) -> RunResul
     return scenario_world(scenario, seed, record).run(scenario.duration)
 
 
-def explore_topology(dcs: int, timers: Timers | None = None) -> Topology:
+GLOBAL_LOCK_EVERY = 5
+"""Explore runs whose seed is a multiple of this contend for one global lock."""
+EXPLORE_LOCK = "explore-lock"
+
+
+def explore_topology(dcs: int, timers: Timers | None = None, global_lock: bool = False) -> Topology:
     return Topology(
         cluster="sim",
         datacenters=tuple(DcSpec(f"dc{i + 1}") for i in range(dcs)),
         timers=timers or Timers(),
         catch_up=CatchUp(hook=DEFAULT_HOOK),
+        global_locks=(GlobalLockSpec(EXPLORE_LOCK),) if global_lock else (),
     )
 
 
 def explore_world(dcs: int, duration: float, seed: int, replicas: int = 2, record: bool = True,
                   faults: bool = True) -> World:
-    topo = explore_topology(dcs)
+    topo = explore_topology(dcs, global_lock=seed % GLOBAL_LOCK_EVERY == 0)
     config = WorldConfig(
         replicas={name: replicas for name in topo.names},
         seed=seed,

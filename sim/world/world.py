@@ -95,6 +95,9 @@ class World:
                 hosts.append(ReplicaHost(self, topology, dc, f"{dc}-{i + 1}", rate, offset))
             self.hosts[dc] = hosts
         self._records: dict[str, tuple[object, ...]] = {}
+        self._global_names = tuple(spec.name for spec in topology.global_locks)
+        self._holds: dict[tuple[str, str], tuple[str, int | None, float | None]] = {}
+        """(replica, lock) -> the last emitted (holder, term, until) of `global` events."""
         self._resource_max: dict[str, int] = {}
         self._active: dict[int, ActiveFault] = {}
         self._flaps: dict[int, Timer] = {}
@@ -126,7 +129,10 @@ class World:
         self._emit_raw(violation.to_event())
 
     def observe(self, host: ReplicaHost) -> None:
-        """Emit a `replica` event if what the replica would answer changed."""
+        """Emit a `replica` event if what the replica would answer changed (and `global`
+        events if its belief about holding a global lock changed)."""
+        if self._global_names:
+            self.observe_globals(host)
         core = host.core
         if host.mode == ReplicaHost.DOWN or core is None:
             record: tuple[object, ...] = ("down", "down", False, None, None)
@@ -156,6 +162,32 @@ class World:
         event: Event = {"t": self.queue.now, "kind": "replica", "dc": host.dc, "replica": host.replica_id}
         event.update(zip(fields, record, strict=True))
         self.emit(event)
+
+    def observe_globals(self, host: ReplicaHost) -> None:
+        """Emit a `global` event per lock whose holding belief of `host` changed.
+
+        Between two steps of a core its `valid_until` can only run out (by its own clock),
+        never start or grow, so checking after every step (and clock-rate change) sees
+        every instant at which a holder appears: the checker's ONE_HOLDER is exact."""
+        core = host.core
+        holder = f"{host.replica_id}#{host.restarts}"
+        for name in self._global_names:
+            term: int | None = None
+            until: float | None = None
+            if core is not None and host.mode != ReplicaHost.DOWN:
+                lock = core.globals.locks.get(name)
+                if lock is not None and lock.term is not None:
+                    local_until = lock.valid_until(host.local())
+                    if local_until is not None:
+                        term, until = lock.term, host.virtual(local_until)
+            key = (host.replica_id, name)
+            last = self._holds.get(key)
+            record = (holder, term, until)
+            if last == record or (last is None and until is None):
+                continue
+            self._holds[key] = record
+            self.emit({"t": self.queue.now, "kind": "global", "lock": name, "dc": host.dc,
+                       "replica": host.replica_id, "holder": holder, "term": term, "until": until})
 
     # -- the application and its fenced resource -------------------------------------------
 
@@ -231,7 +263,10 @@ class World:
             self.queue.after(2 * LOCAL_HOP, self._write_arrive, dc_name, replica, token)
 
     def set_rate(self, dc: str, replica: str, rate: float) -> None:
-        self.host(dc, replica).set_rate(rate)
+        host = self.host(dc, replica)
+        host.set_rate(rate)
+        if self._global_names:
+            self.observe_globals(host)
 
     def set_consul_leader(self, dc: str, up: bool) -> None:
         if self.fabric.models[dc].leader == up:
