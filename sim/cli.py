@@ -15,6 +15,7 @@ Explore run i uses seed S + i, so any run replays alone with ``--runs 1 --seed S
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import multiprocessing
 import os
@@ -26,6 +27,15 @@ from typing import Any, TextIO
 
 from sim.history import HistoryError, load, write_jsonl
 from sim.scenario import ScenarioError, load_scenario
+
+
+def _tune_gc() -> None:
+    """A simulation allocates millions of short-lived objects: the default generation-0
+    threshold (700) runs the cyclic collector thousands of times per run for ~5% of the
+    CPU. Freeze what is alive (modules, code) and collect less often (a few MB more)."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
 
 
 def _summary(runs: int, violations: int, simulated: float, wall: float) -> str:
@@ -59,6 +69,7 @@ def cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         for line in exc.lines:
             err.write(line + "\n")
         return 2
+    _tune_gc()
     started = time.perf_counter()
     result = run_scenario(scenario, args.seed)
     wall = time.perf_counter() - started
@@ -122,6 +133,7 @@ def cmd_explore(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     jobs = [(args.dcs, args.seed + i, float(args.duration), args.replicas, args.report, i == 0)
             for i in range(args.runs)]
     workers = max(1, min(args.jobs or os.cpu_count() or 1, args.runs))
+    _tune_gc()
     started = time.perf_counter()
     simulated = 0.0
     violating = 0
