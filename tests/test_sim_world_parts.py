@@ -37,6 +37,26 @@ def test_scheduling_in_the_past_runs_now_not_before() -> None:
     assert times == [3.0]
 
 
+def test_barrier_runs_before_events_due_at_or_after_it_and_can_move() -> None:
+    q = EventQueue()
+    seen: list[tuple[str, float]] = []
+    q.schedule(1.0, lambda: seen.append(("a", q.now)))
+    q.schedule(2.0, lambda: seen.append(("b", q.now)))
+    q.schedule(4.0, lambda: seen.append(("c", q.now)))
+    dead = q.schedule(1.5, lambda: seen.append(("dead", q.now)))
+    dead.cancel()
+    q.barrier = 2.0
+    barriers = iter([3.5, None])
+
+    def on_barrier(at: float) -> None:
+        seen.append(("barrier", at))
+        q.barrier = next(barriers)
+
+    q.run_with_barrier(10.0, on_barrier)
+    assert seen == [("a", 1.0), ("barrier", 2.0), ("b", 2.0), ("barrier", 3.5), ("c", 4.0)]
+    assert q.now == 10.0 and q.processed == 3
+
+
 def test_overlapping_cuts_compose_and_one_heal_does_not_heal_the_other() -> None:
     net = Network(DCS, random.Random(1))
     net.cut(1, [("dc1", "dc2")])
