@@ -30,6 +30,10 @@ Protocol, per round (every ``renew_interval``, all requests sent at the round's 
   `shutdown` is `release` for a host that stops for good. We do not contend again while
   a release is deferred or in flight.
 
+Split: `RegisterViews` (global_views.py) keeps the registers' views, builds the read and
+CAS requests and answers the majority questions; `ReleaseWrites` (global_release.py)
+sequences the release writes; this module is the holder state machine and its rounds.
+
 Invariants (checked by sim/world/global_invariants.py): at any instant at most one
 claimant holds; terms of successive tenures strictly increase (the term is the fencing
 token); no register of ours is freed before every "yes" we handed out has run out, so a
@@ -42,19 +46,12 @@ from __future__ import annotations
 import math
 from typing import cast
 
-from coordinator.consul import sansio as c
-from coordinator.consul.errors import ConsulError, TxnRolledBack
-from coordinator.core.global_register import (
-    Register,
-    check_spec,
-    decode_register,
-    encode_register,
-    register_key,
-)
-from coordinator.core.global_state import RegView, majority_end, majority_value
+from coordinator.core.global_register import check_spec, register_key
+from coordinator.core.global_release import ReleaseWrites
 from coordinator.core.global_types import GlobalAnswer, GlobalRole, Round
-from coordinator.core.plumbing import Inflight, Pending, Result, unwrap
-from coordinator.core.protocol import Command, SendRequest
+from coordinator.core.global_views import RegisterViews, Sent
+from coordinator.core.plumbing import Inflight, Pending, Result
+from coordinator.core.protocol import Command
 from coordinator.core.topology import GlobalLockSpec, Topology
 
 __all__ = ["GlobalAnswer", "GlobalLock", "GlobalRole"]
@@ -72,9 +69,11 @@ class GlobalLock:
         self.key = register_key(topology.cluster, spec.name)
         self.dc = dc
         self.rank = topology.names.index(dc)
-        self.total = topology.total_weight
         self.inflight = inflight
-        self.views = {d.name: RegView(d.name, d.weight) for d in topology.datacenters}
+        self.regs = RegisterViews(key=self.key, spec=spec, topology=topology, inflight=inflight)
+        self.views = self.regs.views
+        """DC -> RegView (the same dict as `regs.views`)."""
+        self.releases = ReleaseWrites(self.regs, self._kind("release"))
         self.me = ""
         self.role = GlobalRole.INACTIVE
         self.term: int | None = None
@@ -91,17 +90,10 @@ class GlobalLock:
         reaches its end. No tenure of ours starts, and no release write is sent, before
         ``granted_until + drift_pad`` (`yes_over_at`)."""
         self._seq = 0
-        self._wseq = 0
         self.tenures = 0
         self.index = 1
         """Never 0 (like X-Consul-Index), so a long-poll on it always blocks."""
         self._key: tuple[bool, int | None] = (False, None)
-        self._releasing: dict[str, tuple[int, int]] = {}
-        """DC -> (term being released, release CAS attempts left) while a release is open."""
-        self._deferred: dict[str, int] = {}
-        """DC -> term of a release write waiting for `yes_over_at` (sent by `on_timer`)."""
-        self._release_at = math.inf
-        """When the deferred release writes go out (`yes_over_at` when released)."""
 
     # --- host entry points ------------------------------------------------------------
 
@@ -119,12 +111,9 @@ class GlobalLock:
         self.term = None
         self.round = None
         self.next_round_at = math.inf
-        for v in self.views.values():
-            v.claim_from = None
+        self.regs.drop_claims()
         cmds = self.inflight.cancel([self._kind("round"), self._kind("release")])
-        self._releasing.clear()
-        self._deferred.clear()
-        self._release_at = math.inf
+        self.releases.clear()
         self._refresh(now)
         return cmds
 
@@ -170,79 +159,25 @@ class GlobalLock:
     def releasing(self) -> bool:
         """A release write is deferred (waiting for `yes_over_at`) or, with its re-read,
         still in flight."""
-        return bool(self._deferred) or self.inflight.has(self._kind("release"))
-
-    def _release_writes(self, now: float) -> list[Command]:
-        """End the tenure, then CAS ``holder=""`` (same term) onto every register we claim:
-        now if no "yes" of ours still runs, else at `yes_over_at` (`_send_deferred`)."""
-        term = self.term
-        mine = [v for v in self.views.values() if v.claim_from is not None and v.index]
-        self._end_tenure()
-        if term is None:
-            return []
-        if now < self.yes_over_at:
-            self._deferred.update((v.dc, term) for v in mine)
-            self._release_at = self.yes_over_at
-            return []
-        for v in mine:
-            self._releasing[v.dc] = (term, 2)
-        return [self._send_release(v, term, now) for v in mine]
+        return self.releases.releasing
 
     @property
     def yes_over_at(self) -> float:
         """When no client may still act on a "yes" of ours (-inf: none was handed out)."""
         return self.granted_until + self.drift_pad
 
-    def _send_deferred(self, now: float) -> list[Command]:
-        """The last "yes" ran out: send the deferred release writes. A register read since
-        then that no longer names us with that term is skipped; one whose index became
-        unknown is re-read first (`_on_release` then CASes it if still ours)."""
-        deferred, self._deferred = self._deferred, {}
-        self._release_at = math.inf
-        cmds: list[Command] = []
-        for dc, term in deferred.items():
-            v = self.views[dc]
-            self._releasing[dc] = (term, 2)
-            if v.index is None:
-                req = c.kv_get(self.key, dc=dc, consistency="consistent", timeout=self.spec.request_timeout)
-                cmds.append(self.inflight.send(self._kind("release"), req, now, (0, dc, None)))
-            elif v.index and v.value is not None and v.value.holder == self.me and v.value.term == term:
-                cmds.append(self._send_release(v, term, now))
-            else:
-                self._releasing.pop(dc, None)
-        return cmds
-
-    def _send_release(self, v: RegView, term: int, now: float) -> SendRequest:
-        left = self._releasing.get(v.dc, (term, 1))[1]
-        self._releasing[v.dc] = (term, left - 1)
-        return self._send_write(v, Register("", term, self._next_wseq()), now, "release")
-
-    def _on_release(
-        self, v: RegView, written: Register | None, result: Result, p: Pending, now: float
-    ) -> list[Command]:
-        """A release write or its re-read came back: retry once if the register is still ours."""
-        if written is not None:
-            if self._on_write(v, written, result, p.sent_at, now, claim=False):
-                self._releasing.pop(v.dc, None)
-                return []
-        else:
-            self._on_read(v, result, now)
-        pending = self._releasing.get(v.dc)
-        if pending is None or self.role in (GlobalRole.HOLDER, GlobalRole.CANDIDATE):
-            self._releasing.pop(v.dc, None)
+    def _release_writes(self, now: float) -> list[Command]:
+        """End the tenure, then CAS ``holder=""`` (same term) onto every register we claim:
+        now if no "yes" of ours still runs, else at `yes_over_at` (global_release.py)."""
+        term = self.term
+        mine = self.regs.claimed()
+        self._end_tenure()
+        if term is None:
             return []
-        term, left = pending
-        if written is not None and left > 0:
-            req = c.kv_get(self.key, dc=v.dc, consistency="consistent", timeout=self.spec.request_timeout)
-            return [self.inflight.send(self._kind("release"), req, now, (0, v.dc, None))]
-        ours = v.value is not None and v.value.holder == self.me and v.value.term == term
-        if written is None and ours and v.index and left > 0:
-            return [self._send_release(v, term, now)]
-        self._releasing.pop(v.dc, None)
-        return []
+        return self.releases.start(mine, term, now, self.yes_over_at)
 
     def on_timer(self, now: float) -> list[Command]:
-        cmds: list[Command] = self._send_deferred(now) if self._deferred and now >= self._release_at else []
+        cmds = self.releases.on_timer(now, self.me)
         if self.role is GlobalRole.INACTIVE:
             return cmds
         if self.round is not None and now >= self.round.deadline:
@@ -256,12 +191,12 @@ class GlobalLock:
         return cmds + self._refresh(now)
 
     def next_deadline(self) -> float | None:
-        release = self._release_at if self._deferred else math.inf
+        release = self.releases.due()
         if self.role is GlobalRole.INACTIVE:
             return release if math.isfinite(release) else None
         times = [release, self.round.deadline if self.round is not None else self.next_round_at]
         if self.role is GlobalRole.HOLDER:
-            end = self._expiry()
+            end = self.regs.claims_end()
             times.append(end if end is not None else -math.inf)
             if self.dc_until is not None:
                 times.append(self.dc_until)
@@ -274,19 +209,23 @@ class GlobalLock:
 
     def handle(self, p: Pending, result: Result, now: float) -> list[Command]:
         """Result of one of our requests (the host routes kinds "global.<name>.*" here)."""
-        data = cast(tuple[int, str, Register | None], p.data)
-        seq, dc, written = data
+        seq, dc, written = cast(Sent, p.data)
         view = self.views[dc]
-        if p.kind == self._kind("release"):
-            return self._on_release(view, written, result, p, now) + self._refresh(now)
+        if p.kind == self.releases.kind:
+            contending = self.role in (GlobalRole.HOLDER, GlobalRole.CANDIDATE)
+            cmds = self.releases.on_result(
+                view, written, result, p.sent_at, now, me=self.me, term=self.term, contending=contending
+            )
+            return cmds + self._refresh(now)
         rnd = self.round
         if rnd is None or seq != rnd.seq:
             return []
         rnd.pending.discard(p.tag)
         if written is None:
-            self._on_read(view, result, now)
+            self.regs.on_read(view, result, now, self.me, self.term)
         else:
-            self._on_write(view, written, result, p.sent_at, now, claim=written.term == self.term)
+            claim = written.term == self.term and self.role in (GlobalRole.CANDIDATE, GlobalRole.HOLDER)
+            self.regs.on_write(view, written, result, p.sent_at, now, claim=claim)
         cmds = self._complete(now) if not rnd.pending else []
         return cmds + self._refresh(now)
 
@@ -302,7 +241,7 @@ class GlobalLock:
         if until is not None:
             self.granted_until = max(self.granted_until, until)
             return GlobalAnswer(self.name, True, self.term, until - now, self.me, self.term, self.index)
-        view = majority_value(self.views.values(), self.total)
+        view = self.regs.majority_value()
         return GlobalAnswer(
             self.name,
             False,
@@ -318,9 +257,8 @@ class GlobalLock:
     def _start(self, now: float, *, acquire: bool) -> list[Command]:
         if acquire:
             self.role = GlobalRole.CANDIDATE
-            self.term = 1 + max(v.term for v in self.views.values())
-            for v in self.views.values():
-                v.claim_from = None
+            self.term = self.regs.next_term()
+            self.regs.drop_claims()
         self._seq += 1
         write_term = self.term if self.role in (GlobalRole.CANDIDATE, GlobalRole.HOLDER) else None
         rnd = Round(now, self._seq, now + self.spec.request_timeout + self._grace(), write_term)
@@ -328,21 +266,13 @@ class GlobalLock:
         self.next_round_at = now + self.spec.renew_interval
         cmds: list[Command] = []
         for v in self.views.values():
-            if write_term is not None and self._writable(v, write_term, now):
-                value = Register(self.me, write_term, self._next_wseq())
-                cmd = self._send_write(v, value, now, "round", rnd.seq)
+            if write_term is not None and self.regs.writable(v, self.me, write_term, now):
+                cmd = self.regs.write(v, self.me, write_term, self._kind("round"), now, rnd.seq)
             else:
-                req = c.kv_get(self.key, dc=v.dc, consistency="consistent", timeout=self.spec.request_timeout)
-                cmd = self.inflight.send(self._kind("round"), req, now, (rnd.seq, v.dc, None))
+                cmd = self.regs.read(v.dc, self._kind("round"), now, rnd.seq)
             rnd.pending.add(cmd.tag)
             cmds.append(cmd)
         return cmds
-
-    def _send_write(self, v: RegView, value: Register, now: float, what: str, seq: int = 0) -> SendRequest:
-        assert v.index is not None
-        op = c.TxnOp.cas(self.key, encode_register(value), v.index)
-        req = c.txn([op], dc=v.dc, timeout=self.spec.request_timeout)
-        return self.inflight.send(self._kind(what), req, now, (seq, v.dc, value))
 
     def _complete(self, now: float) -> list[Command]:
         rnd = self.round
@@ -361,74 +291,18 @@ class GlobalLock:
     def _back_off(self, now: float) -> list[Command]:
         """A failed acquisition: free what we won (we never held: no "yes" was given)."""
         term = self.term
-        won = [v for v in self.views.values() if v.claim_from is not None and v.index]
+        won = self.regs.claimed()
         self._end_tenure()
         self.hold_off_until = now + self.spec.renew_interval * (1 + self.rank)
         assert term is not None
-        for v in won:
-            self._releasing[v.dc] = (term, 2)
-        return [self._send_release(v, term, now) for v in won]
-
-    # --- results ----------------------------------------------------------------------
-
-    def _on_read(self, v: RegView, result: Result, now: float) -> None:
-        try:
-            read = unwrap(result, c.parse_kv_get)
-        except ConsulError:
-            return
-        entry = read.entry
-        if entry is None:
-            v.observe(0, None, now)
-        else:
-            v.observe(entry.modify_index, decode_register(entry.value), now)
-        ours = v.value is not None and v.value.holder == self.me and v.value.term == self.term
-        if v.claim_from is not None and not ours:
-            v.claim_from = None
-
-    def _on_write(
-        self, v: RegView, written: Register | None, result: Result, sent_at: float, now: float, *, claim: bool
-    ) -> bool:
-        """Record a CAS write's result; True iff Consul applied it."""
-        try:
-            res = unwrap(result, c.parse_txn)
-        except TxnRolledBack:
-            v.forget_index()
-            v.claim_from = None
-            return False
-        except ConsulError:
-            v.forget_index()
-            return False
-        if not res.results:
-            v.forget_index()
-            return False
-        index = res.results[0].modify_index
-        v.observe(index, written, now)
-        if claim and written is not None and self.role in (GlobalRole.CANDIDATE, GlobalRole.HOLDER):
-            v.claim_from = sent_at
-            v.claim_index = index
-        return True
+        return self.releases.send_now(won, term, now)
 
     # --- rules ------------------------------------------------------------------------
 
-    def _writable(self, v: RegView, term: int, now: float) -> bool:
-        if v.index is None:
-            return False
-        if v.value is not None and v.value.holder == self.me and v.value.term == term:
-            return True
-        free_at = v.free_at(self.me, self.spec.lease, self.spec.margin)
-        return free_at is not None and now >= free_at and v.term < term
-
     def _acquire_time(self) -> float:
         """Earliest local time at which free registers weigh a majority (inf: not foreseeable)."""
-        lease, margin = self.spec.lease, self.spec.margin
-        frees = [(v.free_at(self.me, lease, margin), v.weight) for v in self.views.values()]
-        known = [(t, w) for t, w in frees if t is not None]
-        acc = 0
-        for t, w in sorted(known, key=lambda x: x[0]):
-            acc += w
-            if 2 * acc > self.total:
-                return max(t + self._stagger(), self.hold_off_until, self.yes_over_at)
-        return math.inf
+        at = self.regs.free_majority_at(self.me)
+        return max(at + self._stagger(), self.hold_off_until, self.yes_over_at)
 
     def _may_acquire(self, now: float) -> bool:
         return self._dc_ok(now) and self.me != "" and not self.releasing and now >= self._acquire_time()
@@ -436,19 +310,14 @@ class GlobalLock:
     def _dc_ok(self, now: float) -> bool:
         return self.dc_until is not None and now < self.dc_until
 
-    def _expiry(self) -> float | None:
-        ends = [(v.claim_end(self.spec.lease), v.weight) for v in self.views.values()]
-        claims = [(end, w) for end, w in ends if end is not None]
-        return majority_end(claims, self.total)
-
     def _expiry_after(self, now: float) -> bool:
-        end = self._expiry()
+        end = self.regs.claims_end()
         return end is not None and end > now
 
     def _valid_until(self, now: float) -> float | None:
         if self.role is not GlobalRole.HOLDER or not self._dc_ok(now):
             return None
-        end = self._expiry()
+        end = self.regs.claims_end()
         assert self.dc_until is not None
         if end is None or now >= end:
             return None
@@ -462,8 +331,7 @@ class GlobalLock:
         if self.role in (GlobalRole.HOLDER, GlobalRole.CANDIDATE):
             self.role = GlobalRole.IDLE
         self.term = None
-        for v in self.views.values():
-            v.claim_from = None
+        self.regs.drop_claims()
 
     def _refresh(self, now: float) -> list[Command]:
         until = self._valid_until(now)
@@ -485,6 +353,3 @@ class GlobalLock:
         """Request kinds: "global.<lock-name>.round|release" (the host routes on the name)."""
         return f"global.{self.name}.{what}"
 
-    def _next_wseq(self) -> int:
-        self._wseq += 1
-        return self._wseq
