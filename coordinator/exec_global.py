@@ -10,8 +10,10 @@ may-write lease.
 * `GlobalReplicaSource` runs a replica in-process (like `ReplicaSource`) and reads the
   lock from its core; a poll waits on the runner's lock index
   (`Runner.wait_for_lock_change`), so it wakes on the change itself. On exit (after CMD
-  was stopped) `close` shuts the replica down, which first RELEASES the lock (the child
-  is gone: nobody acts on our "yes"), so another DC takes over at once.
+  was stopped) `close` shuts the replica down gracefully: it answers no at once, frees
+  the lock's registers once the last "yes" it handed out has run out (plus a drift pad;
+  at most one DC lease), and only then gives up its DC lock, so another DC takes over
+  about one read round after that instead of ``lease + margin``.
 
 CMD runs only in the DC whose leader holds the lock, and is stopped (TERM, then KILL)
 before the hold can end, exactly as for the DC-level exec.

@@ -15,14 +15,15 @@ wakes lock waiters when a core step moved the core's ``lock_index``
 no wake-ups.
 
 ``POST /v1/locks/<name>/release[?hold_off=D]`` (admin: bearer token; 401/403 like the
-other admin endpoints): graceful hand-over. This replica stops holding at once, frees
-the registers it claims (CAS ``holder=""``, same term) and does not contend again for
-``hold_off`` (Go duration, default ``lease + margin`` of the lock, at most 10 minutes).
-The caller states that no client still acts on an earlier "yes" of this DC (the term
-still fences one that does). 200 with ``{"name", "released", "hold_off_ms", ...the GET
-body}`` (``released``: this replica was holding or acquiring); 409 when this replica is
-not its DC's leader (only the leader contends: ask it), 404 unknown lock, 400 bad
-``hold_off``.
+other admin endpoints): graceful hand-over. This replica stops holding at once (every
+answer is "no" from then on), and frees the registers it claims (CAS ``holder=""``, same
+term) once every "yes" it handed out has run out plus a drift pad (at once if none
+runs: `GlobalLock.release`, docs/global-lock.md "Graceful release"); the response does
+not wait for those writes. It does not contend again for ``hold_off`` (Go duration,
+default ``lease + margin`` of the lock, at most 10 minutes) nor while its release writes
+are pending. 200 with ``{"name", "released", "hold_off_ms", ...the GET body}``
+(``released``: this replica was holding or acquiring); 409 when this replica is not its
+DC's leader (only the leader contends: ask it), 404 unknown lock, 400 bad ``hold_off``.
 """
 
 from __future__ import annotations
