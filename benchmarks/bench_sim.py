@@ -11,6 +11,10 @@
 3. Quorum decision time: `coordinator.core.quorum.decide` on a full mesh and on a
    majorities ring of N DCs (mean over repeats).
 
+4. The acceptance explore's unit of work: CPU seconds per 10-minute explore run of 3 DCs
+   (`python -m sim explore --dcs 3 --duration 600`, seeds 1..EXPLORE_RUNS: random faults,
+   BUGGIFY on odd seeds, one global lock on seeds divisible by 5), with the CLI's GC tuning.
+
 Each configuration runs in a fresh child process (so RSS is per configuration). Prints
 one JSON document and writes it to --out. No network: everything is in-process.
 """
@@ -59,6 +63,36 @@ def run_world(args: tuple[int, float]) -> dict[str, Any]:
     }
 
 
+EXPLORE_RUNS = 10
+QUICK_EXPLORE_RUNS = 2
+
+
+def explore_cost(runs: int) -> dict[str, Any]:
+    from sim.cli import _tune_gc
+    from sim.world.runs import run_explore
+
+    _tune_gc()
+    run_explore(3, 30.0, 1000)  # warm-up (imports, caches)
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    events = requests = 0
+    for seed in range(1, runs + 1):
+        result = run_explore(3, 600.0, seed)
+        events += result.events
+        requests += result.requests
+    cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+    return {
+        "dcs": 3,
+        "runs": runs,
+        "duration_s": 600.0,
+        "cpu_s_per_run": round(cpu / runs, 3),
+        "wall_s_per_run": round(wall / runs, 3),
+        "speed_cpu": round(600.0 * runs / cpu, 1),
+        "events_per_run": round(events / runs),
+        "consul_requests_per_run": round(requests / runs),
+        "acceptance_cpu_s_200_runs": round(200 * cpu / runs, 1),
+    }
+
+
 def quorum_times(n: int, repeats: int) -> dict[str, Any]:
     from coordinator.core.matrix import Matrix
     from coordinator.core.quorum import decide
@@ -95,12 +129,16 @@ def main() -> None:
             rows.append(pool.apply(run_world, ((dcs, duration),)))
         print(json.dumps(rows[-1]), flush=True)
     headline = next(r for r in rows if r["dcs"] == 5)
+    with ctx.Pool(1, maxtasksperchild=1) as pool:
+        explore = pool.apply(explore_cost, (QUICK_EXPLORE_RUNS if args.quick else EXPLORE_RUNS,))
+    print(json.dumps(explore), flush=True)
     doc = {
         "benchmark": "sim",
         "target": ">= 10000 simulated s per wall s for 5 DCs x 2 replicas at default timers",
         "headline_5dc": headline,
         "meets_target": headline["speed_wall"] >= 10_000,
         "scaling": rows,
+        "explore_3dc": explore,
         "quorum_decide": [quorum_times(n, 200 if n < 25 else 50) for n in durations],
         "loadavg_before": load_before,
         "loadavg_after": os.getloadavg(),
