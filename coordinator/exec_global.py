@@ -69,7 +69,7 @@ class GlobalReplicaSource(ReplicaSource):
     async def start(self) -> None:
         await super().start()
         runner = self._runner
-        if runner is not None and runner.core.globals.answer(self.name, runner.clock()) is None:  # type: ignore[attr-defined]
+        if runner is not None and runner.core.globals.lock_index(self.name) is None:  # type: ignore[attr-defined]
             raise SourceError(f"no global lock {self.name!r} in the topology's global_locks")
 
     async def poll(self, index: int, wait: float) -> Grant:

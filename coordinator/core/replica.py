@@ -16,7 +16,8 @@ includes the lease expiry so the shell calls `on_timer` when a yes runs out.
 
 may_write(now) says yes only under the rule of verdict.py (leader, WRITABLE, lease
 running, token set, no doubt outstanding...); every yes it hands out raises the high-water
-mark `granted_until` to its end (now + valid_for = lease_expiry).
+mark `granted_until` to its end (now + valid_for = lease_expiry). `peek(now)` and
+`status(now)` show the same answer without recording anything.
 
 SHUTDOWN answers no at once, stops every owner but the global locks, and hands the rest to
 `ShutdownSequence` (shutdown.py): the global locks' release writes once every global "yes"
@@ -244,11 +245,18 @@ class ReplicaCore(Reconciler):
             True, cached.dc, cached.index, None, cached.leader, cached.token, expiry - now, cached.quorum
         )
 
+    def peek(self, now: float) -> MayWriteAnswer:
+        """The same answer as `may_write(now)`, recording nothing: for reads that show the
+        answer but do not act on it (status, metrics, logs, admin responses), so they never
+        delay a graceful stop."""
+        return answer_at(self, now)
+
     def _compute(self, now: float) -> MayWriteAnswer:
         """The answer at `now`; records nothing (only `may_write` hands answers out)."""
         return answer_at(self, now)
 
     def status(self, now: float) -> StatusSnapshot:
+        """The display snapshot (status.py); built from `peek`, so it records nothing."""
         return build_status(self, now)
 
     # --- internals --------------------------------------------------------------------

@@ -1,5 +1,9 @@
 """Builds the `StatusSnapshot` of a ReplicaCore (display only; decides nothing).
 
+It reads the answer with `ReplicaCore.peek`, never `may_write`: showing the answer hands
+no "yes" out, so status reads, metrics scrapes and transition logging never move
+`granted_until` (and never delay a graceful stop).
+
 Every value is converted to builtins (str, int, float, bool, dict, tuple) so the daemon
 can JSON-encode it with `dataclasses.asdict`.
 """
@@ -18,7 +22,7 @@ if TYPE_CHECKING:
 
 
 def build_status(core: ReplicaCore, now: float) -> StatusSnapshot:
-    answer = core.may_write(now)
+    answer = core.peek(now)
     rnd = core.last_round
     quorum: QuorumStatus | None = None
     directed: dict[str, dict[str, bool]] = {}

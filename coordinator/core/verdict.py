@@ -7,7 +7,7 @@ otherwise it is the most specific reason not to, checked in that order.
 
 `answer_at(core, now)` is the full `MayWriteAnswer` for that verdict. It reads the core
 and records nothing: `ReplicaCore.may_write` serves a cached copy of it (and records the
-"yes" it hands out).
+"yes" it hands out), `ReplicaCore.peek` returns it as is.
 
 Pure: no clock, no IO.
 """

@@ -10,7 +10,10 @@ Invariants:
 
 * the may-write answer is computed from ``core.may_write(now)`` at the moment the response
   is built (after any long-poll wait), so ``valid_for_ms`` counts from send time and is
-  rounded DOWN to whole milliseconds;
+  rounded DOWN to whole milliseconds; only ``GET /v1/may-write`` hands a "yes" out (the
+  core records its end, which a graceful stop waits for): ``/v1/status``, ``/metrics``
+  and the admin responses show the answer through the status snapshot, which records
+  nothing;
 * ``allowed: true`` comes only with HTTP 200, every "no" with HTTP 503;
 * the admin token is compared with ``hmac.compare_digest`` and is never logged or echoed.
 
@@ -162,10 +165,10 @@ class Api:
             if denied is not None:
                 return denied
             self.runner.admin(action)
-            ans = self.runner.may_write()
-            reason = ans.reason.value if ans.reason is not None else None
-            body = {"action": action.value, "allowed": ans.allowed, "reason": reason, "index": ans.index}
-            return web.Response(body=_dumps(body), content_type=_JSON, headers={INDEX_HEADER: str(ans.index)})
+            st = self.runner.status()  # shows the answer without handing a "yes" out
+            index = st.answer_index
+            body = {"action": action.value, "allowed": st.allowed, "reason": st.reason, "index": index}
+            return web.Response(body=_dumps(body), content_type=_JSON, headers={INDEX_HEADER: str(index)})
 
         return handler
 

@@ -1,9 +1,11 @@
-"""Prometheus metrics, computed at scrape time from the core's answer and status snapshot.
+"""Prometheus metrics, computed at scrape time from the core's status snapshot.
 
 Everything is exported through one custom collector on the daemon's own CollectorRegistry
-(never the global one). Gauges read the core when scraped; counters are plain integers
-kept by the runner (Consul outcomes), by the API (may-write answers) and by the
-`TransitionLog` (fences, transitions), so the hot path never touches a lock.
+(never the global one). Gauges read one status snapshot when scraped (`Runner.status`:
+it shows the may-write answer without handing a "yes" out, so a scrape never delays a
+graceful stop); counters are plain integers kept by the runner (Consul outcomes), by the
+API (may-write answers) and by the `TransitionLog` (fences, transitions), so the hot path
+never touches a lock.
 
 Metric names (prefix ``coordinator_``):
 
@@ -66,9 +68,9 @@ class _Collector:
 
     def collect(self) -> Iterator[Metric]:
         m = self.m
-        ans = m.runner.may_write()
         status = m.runner.status()
-        yield _gauge("writable", "1 when may-write answers yes right now.", 1.0 if ans.allowed else 0.0)
+        allowed = status.allowed
+        yield _gauge("writable", "1 when may-write answers yes right now.", _flag(allowed))
         yield _gauge(
             "in_quorum",
             "1 when this DC belongs to a quorum.",
@@ -76,12 +78,14 @@ class _Collector:
         )
         yield _gauge("is_leader", "1 when this replica is its DC's leader.", _flag(status.role == "leader"))
         yield _gauge(
-            "token", "Fencing token of the current writable period (0 = none).", float(ans.token or 0)
+            "token",
+            "Fencing token of the current writable period (0 = none).",
+            float(status.token or 0) if allowed else 0.0,
         )
         yield _gauge(
             "lease_remaining_seconds",
             "Seconds the current yes stays valid (0 when no).",
-            max(ans.valid_for, 0.0),
+            max(status.lease_remaining, 0.0) if allowed else 0.0,
         )
         links = GaugeMetricFamily(
             PREFIX + "link_up",
