@@ -12,8 +12,12 @@ Invariants:
 * every child runs in its own session (process group), with stdout and stderr in files
   under `workdir` (no pipe can fill up and block a child);
 * `LocalCluster.stop` (also on ``__exit__``, whatever the exception) sends SIGTERM to every
-  child's group, waits up to `STOP_TIMEOUT` seconds in total, then SIGKILLs the groups of
-  the survivors and reaps them: no process outlives the cluster object's context;
+  replica's group and waits for them up to the longest of their stop graces
+  (`replica_stop_grace`: the bound `coordinator run` itself waits for a graceful stop,
+  i.e. for the last "yes" to run out and the locks to be released, plus exit slack), then
+  does the same for the emulator (`EMULATOR_STOP_TIMEOUT`; it goes last so that the
+  replicas' release requests still reach Consul), then SIGKILLs the groups of the
+  survivors and reaps them: no process outlives the cluster object's context;
 * children inherit no CONSUL_* variable; each replica gets ``--consul`` explicitly.
 """
 
@@ -35,8 +39,15 @@ from typing import Any
 
 import httpx
 
+from coordinator.config.load import load_topology
+from coordinator.core.replica import ReplicaCore
+from coordinator.daemon.runner import shutdown_grace
+
 STARTUP_TIMEOUT = 30.0
-STOP_TIMEOUT = 8.0
+EMULATOR_STOP_TIMEOUT = 5.0
+EXIT_SLACK = 2.0
+"""Added to a replica's shutdown grace: closing its API server and Consul client, and
+the interpreter's exit, after the core finished (or the grace ran out)."""
 HTTP_TIMEOUT = 2.0
 
 
@@ -69,6 +80,29 @@ def _signal_group(proc: Proc, sig: signal.Signals) -> None:
         os.killpg(proc.popen.pid, sig)
 
 
+def replica_stop_grace(topology_path: str | Path, dc: str) -> float:
+    """How long a `coordinator run` replica of `dc` may take to stop after SIGTERM: the
+    bound it waits for its own core (`runner.shutdown_grace` of a ReplicaCore built from
+    the same topology: the last "yes" running out, the release writes, the DC steps) plus
+    `EXIT_SLACK`. A topology that no longer loads gets the runner's minimum grace."""
+    try:
+        core: object = ReplicaCore(load_topology(topology_path), dc, "stop-grace")
+    except ValueError:  # ConfigError, or a DC no longer in the topology
+        core = object()
+    return shutdown_grace(core) + EXIT_SLACK
+
+
+def _terminate(procs: Sequence[Proc], grace: float) -> None:
+    """SIGTERM every live process's group, then wait for all of them up to `grace` seconds."""
+    for proc in procs:
+        if proc.alive:
+            _signal_group(proc, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    for proc in procs:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.popen.wait(timeout=max(deadline - time.monotonic(), 0.01))
+
+
 class LocalCluster:
     """The emulator (all DCs in one process) and any number of replicas per DC."""
 
@@ -91,6 +125,8 @@ class LocalCluster:
         """DC name -> emulated Consul HTTP URL."""
         self.replicas: dict[str, Proc] = {}
         """Replica id -> process; `info["listening"]` is its API URL, `info["dc"]` its DC."""
+        self.stop_graces: dict[str, float] = {}
+        """Replica id -> how long `stop` waits for it after SIGTERM (`replica_stop_grace`)."""
         self.http = httpx.Client(trust_env=False, timeout=HTTP_TIMEOUT)
         self._leaders: dict[str, str] = {}
 
@@ -133,6 +169,7 @@ class LocalCluster:
         argv += ["--dc", dc, "--consul", self.consul[dc], "--listen", "127.0.0.1:0", "--id", replica_id]
         proc = self._spawn(replica_id, argv, STARTUP_TIMEOUT)
         self.replicas[replica_id] = proc
+        self.stop_graces[replica_id] = replica_stop_grace(config or self.topology_path, dc)
         return proc
 
     def kill(self, replica_id: str, sig: signal.Signals = signal.SIGKILL) -> None:
@@ -142,14 +179,14 @@ class LocalCluster:
             proc.popen.wait()
 
     def stop(self) -> None:
+        """Graceful stop of every child (replicas first, then the emulator), SIGKILL after
+        their graces; see the module docstring."""
+        live = [rid for rid, proc in self.replicas.items() if proc.alive]
+        grace = max((self.stop_graces.get(rid, EXIT_SLACK) for rid in live), default=0.0)
+        _terminate([self.replicas[rid] for rid in live], grace)
+        if self.emulator is not None:
+            _terminate([self.emulator], EMULATOR_STOP_TIMEOUT)
         procs = [*self.replicas.values(), *([self.emulator] if self.emulator else [])]
-        for proc in procs:
-            if proc.alive:
-                _signal_group(proc, signal.SIGTERM)
-        deadline = time.monotonic() + STOP_TIMEOUT
-        for proc in procs:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.popen.wait(timeout=max(deadline - time.monotonic(), 0.01))
         for proc in procs:
             _signal_group(proc, signal.SIGKILL)
             proc.popen.wait()
