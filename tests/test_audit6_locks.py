@@ -107,7 +107,10 @@ def fake_replicas(answers: list[dict[str, Any] | None]) -> Iterator[list[str]]:
 
 
 NOT_HELD = {"name": "email", "held": False, "holder": "dc2/r/s", "term": 3, "valid_for_ms": 0, "index": 5}
-HELD = {"name": "email", "held": True, "holder": "dc1/r/s", "term": 4, "valid_for_ms": 2000, "index": 9, "dc": "dc1"}
+HELD = {
+    "name": "email", "held": True, "holder": "dc1/r/s", "term": 4,
+    "valid_for_ms": 2000, "index": 9, "dc": "dc1",
+}
 
 
 def test_client_prefers_the_replica_that_holds_and_skips_broken_ones() -> None:
@@ -121,10 +124,9 @@ def test_client_prefers_the_replica_that_holds_and_skips_broken_ones() -> None:
 
 
 def test_client_returns_the_not_held_answer_or_raises_when_nobody_answers() -> None:
-    with fake_replicas([NOT_HELD, None]) as urls:
-        with LocksClient(urls) as locks:
-            st = locks.get("email")
-            assert not st.held and st.holder == "dc2/r/s" and st.remaining() <= 0
+    with fake_replicas([NOT_HELD, None]) as urls, LocksClient(urls) as locks:
+        st = locks.get("email")
+        assert not st.held and st.holder == "dc2/r/s" and st.remaining() <= 0
     with LocksClient(["http://127.0.0.1:9"], timeout=0.5) as locks:
         try:
             locks.get("email")
