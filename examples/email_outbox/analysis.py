@@ -98,3 +98,9 @@ def _overlaps(spans: list[tuple[str, tuple[float, float]]]) -> int:
             if a != b and s1 < e2 and s2 < e1:
                 n += 1
     return n
+
+
+def split_count(total: int, parts: int) -> list[int]:
+    """`total` split over `parts` as evenly as possible, summing to exactly `total`."""
+    base, extra = divmod(total, parts)
+    return [base + (1 if i < extra else 0) for i in range(parts)]

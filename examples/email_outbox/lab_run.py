@@ -44,7 +44,7 @@ from typing import Any
 from aiosmtpd.controller import Controller
 
 from coordinator.core.topology import DcSpec, GlobalLockSpec, Topology
-from examples.email_outbox.analysis import classify
+from examples.email_outbox.analysis import classify, split_count
 from examples.email_outbox.outbox import Consul, ConsulError, Email
 from examples.email_outbox.receiver import Mailbox, start_receiver
 from sim.lab import net
@@ -226,15 +226,14 @@ class LabEmailRun:
                     smtp = f"10.78.{d.number}.1:{port}"
                     self.senders[dc] = SenderProcs(lab, dc, smtp, args.replicas, self.dir)
                 await asyncio.gather(*(asyncio.to_thread(s.start) for s in self.senders.values()))
-                per_dc = args.emails // len(self.dcs)
                 spread = args.duration * 0.8
                 threads = [
                     threading.Thread(
                         target=self.enqueuer,
-                        args=(f"http://{lab.net.dcs[dc].mgmt_ip}:{CONSUL_PORT}", dc, per_dc, spread),
+                        args=(f"http://{lab.net.dcs[dc].mgmt_ip}:{CONSUL_PORT}", dc, share, spread),
                         daemon=True,
                     )
-                    for dc in self.dcs
+                    for dc, share in zip(self.dcs, split_count(args.emails, len(self.dcs)), strict=True)
                 ]
                 started = time.monotonic()
                 for t in threads:

@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from coordinator.demo_cluster import LocalCluster
-from examples.email_outbox.analysis import classify
+from examples.email_outbox.analysis import classify, split_count
 from examples.email_outbox.outbox import Consul, ConsulError, Email
 from examples.email_outbox.receiver import Mailbox, start_receiver
 
@@ -173,10 +173,10 @@ class Run:
                 self.cluster.start_replica(dc, f"{dc}-r1")
             for s in self.senders.values():
                 s.start()
-            per_dc = args.emails // len(DCS)
             spread = args.duration * 0.8
             threads = [
-                threading.Thread(target=self.enqueuer, args=(dc, per_dc, spread), daemon=True) for dc in DCS
+                threading.Thread(target=self.enqueuer, args=(dc, share, spread), daemon=True)
+                for dc, share in zip(DCS, split_count(args.emails, len(DCS)), strict=True)
             ]
             started = time.monotonic()
             for t in threads:
