@@ -150,13 +150,3 @@ def test_client_long_poll_sends_index_and_wait() -> None:
     assert seen[0].url.params["index"] == "9" and seen[0].url.params["wait"] == "1.500s"
     assert "index" not in seen[1].url.params
 
-
-def test_email_runs_enqueue_exactly_the_requested_count() -> None:
-    """`--emails 200` over 3 DCs enqueued 198 (200 // 3 per DC): the split keeps the total."""
-    from examples.email_outbox.analysis import split_count
-
-    assert split_count(200, 3) == [67, 67, 66]
-    for total in range(0, 50):
-        for parts in (1, 2, 3, 5):
-            shares = split_count(total, parts)
-            assert sum(shares) == total and max(shares) - min(shares) <= 1
