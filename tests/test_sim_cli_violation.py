@@ -19,7 +19,7 @@ import sim.cli as cli
 import sim.world.runs as runs
 from sim.checker import Violation
 from sim.cli import main
-from sim.scenario import Scenario
+from sim.scenario import Scenario, load_scenario
 from sim.world.world import RunResult
 
 SCENARIO = "sim/scenarios/isolate-one.yaml"
@@ -39,7 +39,7 @@ def test_violation_prints_invariant_seed_and_replay_and_exits_1(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Any
 ) -> None:
     monkeypatch.setattr(runs, "run_scenario", _with_violation(runs.run_scenario))
-    real_load = cli.load_scenario
+    real_load = load_scenario
     monkeypatch.setattr(cli, "load_scenario", lambda path: replace(real_load(path), duration=40.0))
     out, err = io.StringIO(), io.StringIO()
     report = str(tmp_path / "r")
