@@ -7,6 +7,7 @@ import os
 
 from sim.cli import main
 from sim.history import meta_event, read_jsonl, write_jsonl
+from sim.report.render import render_html, render_png
 from sim.report.timeline import build
 from sim.world.runs import explore_topology
 
@@ -61,3 +62,25 @@ def test_cli_check_and_report_on_a_recorded_history(tmp_path: object) -> None:
         html = fh.read()
     assert "data:image/png;base64," in html and "<td>dc1</td>" in html
     assert "http://" not in html and "https://" not in html, "self-contained: nothing loaded from outside"
+
+
+def _belief(t: float, replica: str, term: int | None, until: float | None) -> dict[str, object]:
+    return {"t": t, "kind": "global", "lock": "L", "dc": replica.split("-")[0], "replica": replica,
+            "holder": f"{replica}#0", "term": term, "until": until}
+
+
+def test_global_lock_lane_is_the_believed_holdings() -> None:
+    """Renewals extend a holding; a belief ends at its own `until` (no event needed) or at the
+    claimant's next event; the HTML lists tenures (renewals merged) and the PNG grows a lane."""
+    ev = lab_history()[:-1]
+    ev += [_belief(2.0, "dc1-1", 1, 4.0), _belief(3.0, "dc1-1", 1, 5.0),  # renewal
+           _belief(20.0, "dc2-1", 2, 30.0), _belief(25.0, "dc2-1", None, None),  # released early
+           {"t": 60.0, "kind": "end"}]
+    tl = build(ev)
+    assert [(s.start, s.end, s.state, s.label) for s in tl.global_lanes["L"]] == [
+        (2.0, 3.0, "dc1", "dc1-1 t1"), (3.0, 5.0, "dc1", "dc1-1 t1"), (20.0, 25.0, "dc2", "dc2-1 t2")]
+    without = render_png(build(lab_history()))
+    html = render_html(tl, render_png(tl))
+    assert "<td>L</td><td>2.000</td><td>5.000</td><td>dc1</td><td>dc1-1 t1</td>" in html
+    assert "<td>L</td><td>20.000</td><td>25.000</td><td>dc2</td>" in html
+    assert "Global locks" not in render_html(build(lab_history()), without)

@@ -1,7 +1,9 @@
 """Render a Timeline as a PNG (matplotlib, Agg backend) and a self-contained HTML page.
 
 The PNG: one swim-lane per DC coloured by state (writable with its token written on the
-bar, catching-up, fenced, down), shaded fault bands with their description, one thin strip
+bar, catching-up, fenced, down), one lane per global lock (when the history has any)
+whose bars are the believed holdings coloured by the holder's DC and labelled with the
+replica and term, shaded fault bands with their description, one thin strip
 per DC pair whose link ever changed (up / one-way / down / degraded), red marks at
 violations and a dashed line where faults stopped. The HTML inlines the PNG as base64 and
 adds the metrics table, the violations and the fault list; it loads nothing from outside.
@@ -33,6 +35,26 @@ STATE_COLOURS = {
 }
 LINK_COLOURS = {"up": "#d8f0d8", "oneway": "#f4c430", "down": "#d62728", "degraded": "#9467bd"}
 MAX_STRIPS = 40
+HOLDER_COLOURS = ("#1f77b4", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f", "#ff7f0e", "#9467bd")
+"""Global-lock lane bars, one colour per DC (in topology order, cycling)."""
+
+
+def _holder_bars(ax: Any, segments: list[Segment], y: float, dcs: tuple[str, ...], t_end: float) -> None:
+    colour = {dc: HOLDER_COLOURS[i % len(HOLDER_COLOURS)] for i, dc in enumerate(dcs)}
+    for seg in segments:
+        width = max(seg.end - seg.start, t_end * 1e-4)
+        ax.broken_barh([(seg.start, width)], (y, 0.5), facecolors=colour.get(seg.state, "#444444"),
+                       edgecolor="none")
+    # Consecutive renewals by one claimant are drawn as one label over their union.
+    runs: list[tuple[float, float, str]] = []
+    for seg in segments:
+        if runs and runs[-1][2] == seg.label and seg.start - runs[-1][1] < t_end * 0.01:
+            runs[-1] = (runs[-1][0], max(runs[-1][1], seg.end), seg.label)
+        else:
+            runs.append((seg.start, seg.end, seg.label))
+    for start, end, label in runs:
+        if end - start > t_end * 0.06:
+            ax.text((start + end) / 2, y + 0.25, label, ha="center", va="center", fontsize=6, color="white")
 
 
 def _bars(ax: Any, segments: list[Segment], y: float, height: float, colours: dict[str, str],
@@ -49,7 +71,8 @@ def _bars(ax: Any, segments: list[Segment], y: float, height: float, colours: di
 def render_png(tl: Timeline) -> bytes:
     strips = [pair for pair, segs in sorted(tl.pair_strips.items()) if any(s.state != "up" for s in segs)]
     shown = strips[:MAX_STRIPS]
-    rows = len(tl.dcs) + 0.4 * len(shown)
+    locks = sorted(tl.global_lanes)
+    rows = len(tl.dcs) + 0.4 * len(shown) + 0.7 * len(locks)
     fig, ax = plt.subplots(figsize=(14, 1.6 + 0.45 * rows), dpi=100)
     y = 0.0
     ticks: list[float] = []
@@ -59,6 +82,11 @@ def render_png(tl: Timeline) -> bytes:
         ticks.append(y + 0.15)
         names.append(f"{pair[0]}-{pair[1]}")
         y += 0.4
+    for lock in reversed(locks):
+        _holder_bars(ax, tl.global_lanes[lock], y + 0.05, tl.dcs, tl.t_end)
+        ticks.append(y + 0.3)
+        names.append(f"global {lock}")
+        y += 0.7
     lane_y: dict[str, float] = {}
     for dc in reversed(tl.dcs):
         _bars(ax, tl.lanes[dc], y + 0.1, 0.8, STATE_COLOURS, True, tl.t_end)
@@ -88,6 +116,10 @@ def render_png(tl: Timeline) -> bytes:
     handles = [Patch(color=c, label=s) for s, c in STATE_COLOURS.items()]
     handles += [Patch(color=c, label=f"link {s}") for s, c in LINK_COLOURS.items() if s != "up"]
     handles.append(Patch(color="#1f77b4", alpha=0.2, label="fault"))
+    if locks:
+        held = {seg.state for segs in tl.global_lanes.values() for seg in segs}
+        handles += [Patch(color=HOLDER_COLOURS[i % len(HOLDER_COLOURS)], label=f"global held by {dc}")
+                    for i, dc in enumerate(tl.dcs) if dc in held]
     ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.12 - 0.3 / max(rows, 1)),
               ncol=len(handles), fontsize=7, frameon=False)
     ax.set_title(f"{_title(tl.meta)}  ({len(tl.violations)} violations)", fontsize=10)
@@ -111,6 +143,18 @@ def _fmt(values: list[float]) -> str:
     return f"max {max(values):.2f}s / mean {mean(values):.2f}s (n={len(values)})"
 
 
+def _tenures(segments: list[Segment]) -> list[Segment]:
+    """Consecutive holdings of one claimant under one term merged (renewals are not rows)."""
+    out: list[Segment] = []
+    for seg in segments:
+        last = out[-1] if out else None
+        if last is not None and last.label == seg.label and seg.start <= last.end + 1e-6:
+            out[-1] = Segment(last.start, max(last.end, seg.end), last.state, last.label)
+        else:
+            out.append(seg)
+    return out
+
+
 def render_html(tl: Timeline, png: bytes) -> str:
     esc = html.escape
     rows = []
@@ -130,6 +174,13 @@ def render_html(tl: Timeline, png: bytes) -> str:
     frows = "".join(
         f"<tr><td>{s:.3f}</td><td>{e:.3f}</td><td>{esc(d)}</td></tr>" for s, e, d in tl.faults
     ) or "<tr><td colspan=3>no faults</td></tr>"
+    grows = "".join(
+        f"<tr><td>{esc(lock)}</td><td>{seg.start:.3f}</td><td>{seg.end:.3f}</td><td>{esc(seg.state)}</td>"
+        f"<td>{esc(seg.label)}</td></tr>"
+        for lock, segs in sorted(tl.global_lanes.items()) for seg in _tenures(segs)
+    )
+    gtable = ("<h2>Global locks (believed holdings)</h2><table><tr><th>lock</th><th>from</th><th>to</th>"
+              f"<th>DC</th><th>holder, term</th></tr>{grows}</table>") if tl.global_lanes else ""
     meta = tl.meta
     clock = "simulated seconds" if meta.get("source") == "sim" else "seconds"
     image = base64.b64encode(png).decode("ascii")
@@ -152,6 +203,7 @@ Timers: <code>{esc(timers)}</code></p>
 <th>rejoin latency (back in quorum -> writable)</th><th>leader changes</th>
 <th>peak writable replicas</th><th>writes accepted</th><th>writes rejected (stale token)</th></tr>
 {''.join(rows)}</table>
+{gtable}
 <h2>Violations</h2>
 <table><tr><th>t</th><th>invariant</th><th>DC</th><th>detail</th></tr>{vrows}</table>
 <h2>Faults</h2>

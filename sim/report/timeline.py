@@ -8,6 +8,11 @@
 - `pair_strips`: per unordered DC pair that ever changed, segments of ``up`` (both ways),
   ``oneway`` (one direction cut), ``down`` (both cut) or ``degraded`` (delay/loss).
 - `faults`: (start, end, description) bands; `violations`: (t, invariant, dc).
+- `global_lanes`: per global lock (simulator histories only), the `Segment`s during which
+  some claimant believed it held the lock: ``state`` is the claimant's DC, ``label`` is
+  ``"<replica> t<term>"``; a segment ends at the claimant's own ``until`` or at its next
+  ``global`` event, whichever is first. Segments of different claimants may overlap only
+  if the history also carries a ``global-one-holder`` violation.
 - `metrics`: per DC fence latency (left every quorum clique in ground truth -> no replica
   writable), rejoin latency (back in a quorum clique -> writable again), leader changes,
   and the peak number of simultaneously writable replicas.
@@ -54,6 +59,7 @@ class Timeline:
     violations: list[tuple[float, str, str | None, str]]
     metrics: dict[str, DcMetrics]
     quiet_at: float | None = None
+    global_lanes: dict[str, list[Segment]] = field(default_factory=dict)
 
 
 def _dc_state(reps: dict[str, dict[str, Any]]) -> tuple[str, str]:
@@ -105,6 +111,17 @@ def build(events: list[Event]) -> Timeline:
     lost_at: dict[str, float] = {}
     healed_at: dict[str, float] = {}
     quiet_at: float | None = None
+    beliefs: dict[tuple[str, str], tuple[float, float, str, str]] = {}
+    """(lock, holder) -> (since, until, dc, label) of a claimant that believes it holds."""
+    global_lanes: dict[str, list[Segment]] = {}
+
+    def close_belief(key: tuple[str, str], t: float) -> None:
+        belief = beliefs.pop(key, None)
+        if belief is not None:
+            since, until, dc, label = belief
+            end = min(until, t)
+            if end > since:
+                global_lanes.setdefault(key[0], []).append(Segment(since, end, dc, label))
 
     def lane_update(dc: str, t: float) -> None:
         state, label = _dc_state(reps[dc])
@@ -170,6 +187,14 @@ def build(events: list[Event]) -> Timeline:
                 m.writes_rejected += 1
         elif kind == "violation":
             violations.append((t, str(event["invariant"]), event.get("dc"), str(event.get("detail", ""))))
+        elif kind == "global":
+            key = (str(event["lock"]), str(event["holder"]))
+            global_lanes.setdefault(key[0], [])
+            close_belief(key, t)
+            until = event.get("until")
+            if until is not None and float(until) > t:
+                label = f"{event['replica']} t{event.get('term')}"
+                beliefs[key] = (t, float(until), str(event["dc"]), label)
         elif kind == "quiet":
             quiet_at = t
     for dc in dcs:
@@ -182,4 +207,9 @@ def build(events: list[Event]) -> Timeline:
     for began, desc in open_faults.values():
         faults.append((began, t_end, desc))
     faults.sort()
-    return Timeline(dcs, witnesses, t_end, meta, lanes, strips, faults, violations, metrics, quiet_at)
+    for key in list(beliefs):
+        close_belief(key, t_end)
+    for segs in global_lanes.values():
+        segs.sort(key=lambda seg: (seg.start, seg.end, seg.state))
+    return Timeline(dcs, witnesses, t_end, meta, lanes, strips, faults, violations, metrics, quiet_at,
+                    global_lanes)
