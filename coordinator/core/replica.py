@@ -54,7 +54,14 @@ from coordinator.core.reconcile import Reconciler
 from coordinator.core.shutdown import ShutdownSequence
 from coordinator.core.status import build_status
 from coordinator.core.topology import Topology
-from coordinator.core.verdict import answer_at, verdict
+from coordinator.core.verdict import answer_at, answer_for, verdict
+
+
+def _earliest(best: float | None, t: float | None) -> float | None:
+    """`best` lowered to `t` when `t` is finite and earlier (the first of equals wins)."""
+    if t is None or not math.isfinite(t) or (best is not None and t >= best):
+        return best
+    return t
 
 
 class ReplicaCore(Reconciler):
@@ -164,15 +171,15 @@ class ReplicaCore(Reconciler):
             return None
         if self.shutting_down:
             return self.stopping.next_deadline()
-        times = [self.election.next_deadline(), self.catchup.next_deadline()]
-        if self.prober is not None:
-            times.append(self.prober.next_deadline())
-            times.append(self.extras.next_deadline())
-        if self.dcstate.state is not DcState.FENCED and self.lease_expiry is not None:
-            times.append(self.lease_expiry)
-        times.append(self.globals.next_deadline())
-        finite = [t for t in times if t is not None and math.isfinite(t)]
-        return min(finite) if finite else None
+        best = _earliest(None, self.election.next_deadline())
+        best = _earliest(best, self.catchup.next_deadline())
+        prober = self.prober
+        if prober is not None:
+            best = _earliest(best, prober.next_deadline())
+            best = _earliest(best, self.extras.next_deadline())
+        if self.dcstate.state is not DcState.FENCED:
+            best = _earliest(best, self.lease_expiry)
+        return _earliest(best, self.globals.next_deadline())
 
     def on_response(self, tag: str, result: Result, now: float) -> list[Command]:
         """Deliver a SendRequest's result: a Response or the exception the shell hit
@@ -265,26 +272,27 @@ class ReplicaCore(Reconciler):
         cmds = step()
         if not self.shutting_down:
             cmds += self._reconcile(now)
-            cmds += self._drive_globals(now)
+            # The verdict reads nothing the global locks change, so one evaluation serves
+            # the locks' DC lease, the answer key and the cached answer.
+            reason = verdict(self, now)
+            cmds += self._drive_globals(now, reason)
         else:
             cmds += self.stopping.step(now, self.granted_until)
-        key = self._key(now)
+            reason = verdict(self, now)
+        key = (reason is None, self.token if reason is None else None, reason)
         if key != self._answer_key:
             self._answer_key = key
             self._answer_index += 1
-        self._cached = self._compute(now)
+        self._cached = answer_for(self, reason, now, self._cached)
         return cmds
 
-    def _drive_globals(self, now: float) -> list[Command]:
+    def _drive_globals(self, now: float, reason: Reason | None) -> list[Command]:
+        """Drive the global locks; `reason` is `verdict(self, now)`."""
         session = self.election.session_id
         leading = self.election.is_leader and self.prober is not None and session is not None
         identity = f"{self.dc}/{self.replica_id}/{session}" if leading else None
-        dc_until = self.lease_expiry if verdict(self, now) is None else None
+        dc_until = self.lease_expiry if reason is None else None
         return self.globals.drive(now, identity, dc_until)
-
-    def _key(self, now: float) -> tuple[bool, int | None, Reason | None]:
-        reason = verdict(self, now)
-        return (reason is None, self.token if reason is None else None, reason)
 
     def _unfence(self, now: float) -> list[Command]:
         self.dcstate.fire(DcEvent.ADMIN_UNFENCE, now)

@@ -5,7 +5,8 @@ witness, not admin-fenced, no local Consul error outstanding, leader, state WRIT
 ``now < lease_expiry`` (t0 of the last confirming round + lease) and a token is set;
 otherwise it is the most specific reason not to, checked in that order.
 
-`answer_at(core, now)` is the full `MayWriteAnswer` for that verdict. It reads the core
+`answer_at(core, now)` is the full `MayWriteAnswer` for that verdict (`answer_for` when
+the verdict is already known). It reads the core
 and records nothing: `ReplicaCore.may_write` serves a cached copy of it (and records the
 "yes" it hands out), `ReplicaCore.peek` returns it as is.
 
@@ -54,12 +55,31 @@ def verdict(core: ReplicaCore, now: float) -> Reason | None:
 
 def answer_at(core: ReplicaCore, now: float) -> MayWriteAnswer:
     """The answer at `now` (a yes is valid until the lease expiry); records nothing."""
-    reason = verdict(core, now)
+    return answer_for(core, verdict(core, now), now)
+
+
+def answer_for(
+    core: ReplicaCore, reason: Reason | None, now: float, previous: MayWriteAnswer | None = None
+) -> MayWriteAnswer:
+    """The answer at `now` given `reason` = `verdict(core, now)`; records nothing.
+
+    A "no" depends only on (reason, answer_index, leader, quorum): when `previous` is a
+    "no" equal in all of them it is returned as is instead of building an equal copy.
+    """
     rnd = core.last_round
     decision = rnd.decision if rnd is not None else None
     quorum = tuple(sorted(decision.members)) if decision is not None and decision.in_quorum else ()
     leader = core.election.leader_id
     if reason is not None:
+        if (
+            previous is not None
+            and previous.reason is reason
+            and previous.index == core.answer_index
+            and previous.leader == leader
+            and previous.quorum == quorum
+            and previous.dc == core.dc
+        ):
+            return previous
         return MayWriteAnswer(False, core.dc, core.answer_index, reason, leader, quorum=quorum)
     assert core.lease_expiry is not None
     return MayWriteAnswer(
