@@ -59,6 +59,24 @@ def _violation_dicts(result: Any) -> list[dict[str, Any]]:
     return [{"t": v.t, "invariant": v.invariant, "detail": v.detail, "dc": v.dc} for v in result.violations]
 
 
+def _unwritable(err: TextIO, report_dir: str | None, history_file: str | None = None) -> bool:
+    """Create `report_dir` and check `history_file`'s directory BEFORE simulating, so a bad
+    output path costs one line on stderr (exit 2), not a run followed by a traceback."""
+    try:
+        if report_dir:
+            os.makedirs(report_dir, exist_ok=True)
+            if not os.access(report_dir, os.W_OK):
+                raise PermissionError(f"not writable: {report_dir!r}")
+        if history_file:
+            parent = os.path.dirname(os.path.abspath(history_file))
+            if not os.path.isdir(parent) or not os.access(parent, os.W_OK):
+                raise FileNotFoundError(f"no writable directory for {history_file!r}")
+    except OSError as exc:
+        err.write(f"cannot write output: {exc}\n")
+        return True
+    return False
+
+
 def cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from sim.report import report_history
     from sim.world.runs import run_scenario
@@ -68,6 +86,8 @@ def cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     except ScenarioError as exc:
         for line in exc.lines:
             err.write(line + "\n")
+        return 2
+    if _unwritable(err, args.report, args.history):
         return 2
     _tune_gc()
     started = time.perf_counter()
@@ -129,6 +149,8 @@ def _progress(err: TextIO, done: int, total: int, bad: int, started: float) -> N
 def cmd_explore(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if args.dcs < 1 or args.runs < 1 or args.duration <= 0 or not 1 <= args.replicas <= 3:
         err.write("explore: --dcs and --runs must be >= 1, --duration > 0, --replicas 1-3\n")
+        return 2
+    if _unwritable(err, args.report):
         return 2
     jobs = [(args.dcs, args.seed + i, float(args.duration), args.replicas, args.report, i == 0)
             for i in range(args.runs)]
@@ -193,6 +215,8 @@ def cmd_report(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         events = load(args.history)
     except (OSError, HistoryError) as exc:
         err.write(f"{exc}\n")
+        return 2
+    if _unwritable(err, args.out):
         return 2
     name = os.path.splitext(os.path.basename(args.history))[0]
     html_path, png_path = report_history(events, args.out, name)

@@ -52,3 +52,19 @@ def test_violation_prints_invariant_seed_and_replay_and_exits_1(
     assert summary["runs"] == 1 and summary["violations"] == 1
     html = (tmp_path / "r" / "isolate-one-seed7.html").read_text(encoding="utf-8")
     assert "one-writable-per-dc" in html
+
+
+@pytest.mark.parametrize("argv", [
+    ["run", SCENARIO, "--report", "{file}/sub"],
+    ["run", SCENARIO, "--history", "{missing}/h.jsonl"],
+    ["explore", "--runs", "1", "--duration", "10", "--report", "{file}/sub"],
+])
+def test_unwritable_output_fails_fast_with_exit_2_and_one_line(argv: list[str], tmp_path: Any) -> None:
+    """A report/history path that cannot be written is refused before anything runs."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x", encoding="utf-8")
+    args = [a.format(file=blocker, missing=tmp_path / "missing") for a in argv]
+    out, err = io.StringIO(), io.StringIO()
+    assert main(args, out, err) == 2
+    assert out.getvalue() == ""
+    assert err.getvalue().startswith("cannot write output: ") and err.getvalue().count("\n") == 1
