@@ -77,7 +77,7 @@ class Reconciler:
         cmds: list[Command] = []
         for _ in range(8):
             before = len(cmds)
-            cmds += self._reconcile_once(now)
+            self._reconcile_once(now, cmds)
             if len(cmds) == before and not self._has_pending_outcomes():
                 break
         return cmds
@@ -85,33 +85,39 @@ class Reconciler:
     def _has_pending_outcomes(self) -> bool:
         return bool(self.prober is not None and self.prober.outcomes) or self.catchup.outcome is not None
 
-    def _reconcile_once(self, now: float) -> list[Command]:
-        cmds: list[Command] = []
-        if self.health.error is not None and self.dcstate.state is DcState.CATCHING_UP:
+    def _reconcile_once(self, now: float, cmds: list[Command]) -> None:
+        """One reconciliation pass; appends the commands it issues to `cmds`."""
+        dcstate = self.dcstate
+        if self.health.error is not None and dcstate.state is DcState.CATCHING_UP:
             cmds += self._fence(now, self.health.error)
-        if self.prober is not None:
-            for outcome in self.prober.take_outcomes():
+        prober = self.prober
+        if prober is not None and prober.outcomes:
+            for outcome in prober.take_outcomes():
                 cmds += self._on_round(outcome, now)
-        if self.prober is not None and not self.election.is_leader:
-            self._next_seq = self.prober.seq + 1
-            cmds += self.prober.abort()
+        election = self.election
+        prober = self.prober
+        if prober is not None and not election.is_leader:
+            self._next_seq = prober.seq + 1
+            cmds += prober.abort()
             self.prober = None
             cmds += self._fence(now, Reason.NOT_LEADER)
-        elif self.prober is None and self.election.is_leader:
+        elif prober is None and election.is_leader:
             self._new_term(now)
-        done = self.catchup.take_outcome()
-        if done is Outcome.DONE and self.dcstate.state is DcState.CATCHING_UP:
-            self.token = self.catchup.token
-            self.dcstate.fire(DcEvent.CATCHUP_DONE, now)
-        elif done is Outcome.FAILED:
-            cmds += self._fence(now, Reason.CATCHING_UP)
-        elif done is Outcome.LEADERSHIP_LOST:
-            self.election.lost_lock(now)
-            cmds += self._fence(now, Reason.NOT_LEADER)
-        if self.prober is not None and self.election.session_id is not None:
-            cmds += self.prober.on_timer(now, self.election.session_id, self.dcstate.state.value)
+        if self.catchup.outcome is not None:
+            done = self.catchup.take_outcome()
+            if done is Outcome.DONE and dcstate.state is DcState.CATCHING_UP:
+                self.token = self.catchup.token
+                dcstate.fire(DcEvent.CATCHUP_DONE, now)
+            elif done is Outcome.FAILED:
+                cmds += self._fence(now, Reason.CATCHING_UP)
+            elif done is Outcome.LEADERSHIP_LOST:
+                election.lost_lock(now)
+                cmds += self._fence(now, Reason.NOT_LEADER)
+        prober = self.prober
+        session = election.session_id
+        if prober is not None and session is not None:
+            cmds += prober.on_timer(now, session, dcstate.state.value)
             cmds += self.extras.on_timer(now)
-        return cmds
 
     def _new_term(self, now: float) -> None:
         session = self.election.session_id or ""
