@@ -191,3 +191,22 @@ def _alive(pid: int) -> bool:
             return fh.read().split()[2] != "Z"
     except FileNotFoundError:
         return False
+
+
+def test_a_cancellation_not_asked_for_by_the_core_is_still_delivered() -> None:
+    """A library that leaks CancelledError must not leave the core's request pending forever."""
+
+    async def leaks_cancel(req: Request) -> Response:
+        await asyncio.sleep(0)
+        raise asyncio.CancelledError
+
+    async def body() -> None:
+        core = StubCore(start_commands=[SendRequest("leaky", REQ)])
+        runner = Runner(core, StubSender(leaks_cancel))
+        runner.start()
+        await _until(lambda: core.responses)
+        tag, result = core.responses[0]
+        assert tag == "leaky" and isinstance(result, ConsulUnreachable)
+        await runner.close()
+
+    asyncio.run(body())

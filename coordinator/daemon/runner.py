@@ -97,6 +97,9 @@ def shutdown_grace(core: object) -> float:
         value = 0.0
     return max(MIN_SHUTDOWN_GRACE, float(value) + SHUTDOWN_SLACK)
 
+SEND_TIMEOUT_SLACK = 1.0
+"""Seconds past ``Request.timeout`` before the runner gives up on the client itself."""
+
 OUTCOMES = ("2xx", "3xx", "4xx", "5xx", "timeout", "unreachable", "error")
 """Label values of consul_requests_total{outcome}."""
 
@@ -287,10 +290,20 @@ class Runner:
         return True
 
     async def _send(self, tag: str, req: Request) -> None:
+        """Send one request and deliver exactly one result to the core.
+
+        The client bounds the exchange by ``req.timeout``; the slack here is only a safety
+        net. A cancellation that did not come from us (CancelRequest or close() both drop
+        the tag from ``_inflight`` first) is delivered as ``ConsulUnreachable``: a result
+        the core never hears about would leave its request pending forever, and a pending
+        check pass is never re-sent (a replica then loses its check, its session and its
+        lock, and cannot get them back).
+        """
         result: Response | ConsulUnavailable
         try:
             if req.timeout is not None:
-                result = await asyncio.wait_for(self.consul.send(req), req.timeout)
+                async with asyncio.timeout(req.timeout + SEND_TIMEOUT_SLACK):
+                    result = await self.consul.send(req)
             else:
                 result = await self.consul.send(req)
         except TimeoutError:
@@ -298,7 +311,12 @@ class Runner:
         except ConsulUnavailable as exc:
             result = exc
         except asyncio.CancelledError:
-            raise
+            task = asyncio.current_task()
+            if task is None or self._inflight.get(tag) is not task:
+                raise
+            task.uncancel()
+            log.warning("request %s was cancelled by a library, not by the core; reporting it as failed", tag)
+            result = ConsulUnreachable("request cancelled unexpectedly")
         except Exception as exc:
             log.warning("unexpected error from the Consul client: %s", type(exc).__name__)
             result = ConsulUnreachable(f"unexpected client error: {type(exc).__name__}")
