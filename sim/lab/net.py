@@ -90,7 +90,7 @@ def unavailable_reason() -> str | None:
     for tool in ("ip", "iptables"):
         if shutil.which(tool) is None:
             return f"'{tool}' not found (Debian packages: iproute2 iptables)"
-    probe = f"{PREFIX}-probe"
+    probe = f"{PREFIX}-probe{os.getpid()}"  # per process: parallel test workers probe at once
     run(["ip", "netns", "del", probe], check=False)
     made = run(["ip", "netns", "add", probe], check=False)
     if made.returncode != 0:
