@@ -45,7 +45,7 @@ from aiosmtpd.controller import Controller
 
 from coordinator.core.topology import DcSpec, GlobalLockSpec, Topology
 from examples.email_outbox.analysis import classify, split_count
-from examples.email_outbox.outbox import Consul, ConsulError, Email
+from examples.email_outbox.outbox import Consul, enqueue_spread
 from examples.email_outbox.receiver import Mailbox, start_receiver
 from sim.lab import net
 from sim.lab.faults import LinkFaults, both
@@ -117,22 +117,12 @@ class LabEmailRun:
 
     def enqueuer(self, consul_url: str, dc: str, count: int, spread: float) -> None:
         consul = Consul(consul_url)
-        start = time.monotonic()
-        for i in range(count):
-            mail = Email(f"{dc}-{i:06d}-{self.args.seed}", f"user{i}@{dc}.example", f"hello {i}", f"body {i}")
-            while True:
-                try:
-                    if consul.enqueue(dc, mail):
-                        break
-                except ConsulError:
-                    pass
-                time.sleep(0.05)
-            with self.enqueue_lock:
-                self.enqueued.append(mail.id)
-            delay = start + spread * (i + 1) / count - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)
+        enqueue_spread(consul, dc, count, spread, self.args.seed, self._record)
         consul.close()
+
+    def _record(self, mail_id: str) -> None:
+        with self.enqueue_lock:
+            self.enqueued.append(mail_id)
 
     def _note(self, lab: Lab, kind: str, **fields: Any) -> None:
         self.faults[kind] = self.faults.get(kind, 0) + 1

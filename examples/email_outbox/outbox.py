@@ -25,6 +25,8 @@ Uses the project's sans-IO Consul builders/parsers with a small synchronous http
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 
 import httpx
@@ -146,3 +148,27 @@ __all__ = [
     "key_of",
     "sent",
 ]
+
+
+def enqueue_spread(consul: Consul, dc: str, count: int, spread: float, seed: int,
+                   record: Callable[[str], None]) -> None:
+    """Enqueue `count` emails into `dc`'s outbox, evenly over `spread` seconds.
+
+    Each email is retried until Consul accepts it (a cut-off DC keeps its emails; the
+    enqueuer only waits for its OWN DC's Consul); `record(mail_id)` is called once per
+    accepted email. Ids are stable per (dc, index, seed): the receiver dedups by them.
+    """
+    start = time.monotonic()
+    for i in range(count):
+        mail = Email(f"{dc}-{i:06d}-{seed}", f"user{i}@{dc}.example", f"hello {i}", f"body {i}")
+        while True:
+            try:
+                if consul.enqueue(dc, mail):
+                    break
+            except ConsulError:
+                pass
+            time.sleep(0.05)
+        record(mail.id)
+        delay = start + spread * (i + 1) / count - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
