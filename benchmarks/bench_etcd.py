@@ -10,6 +10,11 @@ coordinator runs as a real `coordinator run` replica of a 3-DC loopback cluster 
 the emulator. wrk runs with `--latency`; we report requests/s, p50 and p99 for both and
 the ratio (target: coordinator >= 2x etcd's requests/s with p99 <= 2 ms). Results are
 merged into the JSON file under "may_write_vs_etcd".
+
+With two or more CPUs (default `--pin`), each server under test gets CPU 0 to itself and
+everything else runs on CPU 1: the measured replica (or etcd, all its threads) on CPU 0;
+wrk, the emulator and the other replicas on CPU 1. Both servers get the same one core,
+so the comparison stays like for like. `--no-pin` leaves scheduling to the kernel.
 """
 
 from __future__ import annotations
@@ -59,27 +64,65 @@ def parse_wrk(text: str) -> dict[str, Any]:
     return out
 
 
-def wrk(url: str, duration: int, connections: int, threads: int, script: str | None = None) -> dict[str, Any]:
-    argv = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--latency"]
+PIN = {"server": "0", "rest": "1"}
+"""CPU lists for `taskset`/`sched_setaffinity` when pinning."""
+
+
+def can_pin() -> bool:
+    return (os.cpu_count() or 1) >= 2 and shutil.which("taskset") is not None
+
+
+def on_cpus(argv: list[str], pin: bool, which: str) -> list[str]:
+    return ["taskset", "-c", PIN[which], *argv] if pin else argv
+
+
+def pin_pid(pid: int | None, which: str) -> None:
+    """Moves every thread of `pid` to the CPU list `PIN[which]`."""
+    if pid is None:
+        return
+    cpus = {int(c) for c in PIN[which].split(",")}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        os.sched_setaffinity(int(tid), cpus)
+
+
+def cpu_seconds(pid: int) -> float:
+    """user+system CPU seconds of `pid` (all threads), from /proc/PID/stat."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def wrk(url: str, duration: int, connections: int, threads: int, script: str | None = None,
+        pin: bool = False) -> dict[str, Any]:
+    argv = on_cpus(["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--latency"], pin, "rest")
     if script:
         argv += ["-s", script]
     proc = subprocess.run([*argv, url], capture_output=True, text=True, timeout=duration + 60, check=True)
     return parse_wrk(proc.stdout)
 
 
-def bench_coordinator(duration: int, connections: int, threads: int) -> dict[str, Any]:
+def bench_coordinator(duration: int, connections: int, threads: int, pin: bool) -> dict[str, Any]:
     with LoopbackCluster(3, 1) as cluster:
         api = cluster.apis["dc1-r1"]
+        measured = cluster.replicas["dc1-r1"].pid
+        assert measured is not None
+        if pin:
+            pin_pid(measured, "server")
+            for proc in [cluster.emulator, *cluster.replicas.values()]:
+                if proc is not None and proc.pid != measured:
+                    pin_pid(proc.pid, "rest")
         for _ in range(300):
             if httpx.get(f"{api}/v1/may-write", trust_env=False).status_code == 200:
                 break
             time.sleep(0.1)
-        wrk(f"{api}/v1/may-write", 2, connections, threads)  # warm-up
+        wrk(f"{api}/v1/may-write", 2, connections, threads, pin=pin)  # warm-up
         load = os.getloadavg()[0]
-        return {**wrk(f"{api}/v1/may-write", duration, connections, threads), "load_avg_1m_before": load}
+        cpu = cpu_seconds(measured)
+        result = wrk(f"{api}/v1/may-write", duration, connections, threads, pin=pin)
+        cpu = cpu_seconds(measured) - cpu
+        return {**result, "load_avg_1m_before": load, "server_cpu_s": round(cpu, 2), "pinned": pin}
 
 
-def bench_etcd(duration: int, connections: int, threads: int) -> dict[str, Any]:
+def bench_etcd(duration: int, connections: int, threads: int, pin: bool) -> dict[str, Any]:
     data = tempfile.mkdtemp(prefix="cqlab-etcd-")
     client, peer = free_port(), free_port()
     url = f"http://127.0.0.1:{client}"
@@ -89,7 +132,8 @@ def bench_etcd(duration: int, connections: int, threads: int) -> dict[str, Any]:
         "--initial-advertise-peer-urls", f"http://127.0.0.1:{peer}",
         "--initial-cluster", f"bench=http://127.0.0.1:{peer}", "--log-level", "error",
     ]
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(on_cpus(argv, pin, "server"), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
     try:
         key = base64.b64encode(b"coordinator/may-write").decode()
         value = base64.b64encode(b"yes").decode()
@@ -110,10 +154,11 @@ def bench_etcd(duration: int, connections: int, threads: int) -> dict[str, Any]:
             fh.write(f'wrk.method = "POST"\nwrk.body = {json.dumps(body)}\n'
                      'wrk.headers["Content-Type"] = "application/json"\n')
             script = fh.name
-        wrk(f"{url}/v3/kv/range", 2, connections, threads, script)
+        wrk(f"{url}/v3/kv/range", 2, connections, threads, script, pin)
         load = os.getloadavg()[0]
-        result = wrk(f"{url}/v3/kv/range", duration, connections, threads, script)
-        result["load_avg_1m_before"] = load
+        cpu = cpu_seconds(proc.pid)
+        result = wrk(f"{url}/v3/kv/range", duration, connections, threads, script, pin)
+        result.update(load_avg_1m_before=load, server_cpu_s=round(cpu_seconds(proc.pid) - cpu, 2), pinned=pin)
         version = subprocess.run(["etcd", "--version"], capture_output=True, text=True).stdout.split("\n")[0]
         result["version"] = version
         return result
@@ -132,13 +177,16 @@ def main() -> int:
     p.add_argument("--connections", type=int, default=32)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    p.add_argument("--pin", action=argparse.BooleanOptionalAction, default=None,
+                   help="server alone on CPU 0, everything else on CPU 1 (default: when >= 2 CPUs)")
     args = p.parse_args()
+    pin = can_pin() if args.pin is None else args.pin
     for tool in ("wrk", "etcd"):
         if shutil.which(tool) is None:
             print(f"{tool} not found (Debian packages: wrk, etcd-server)", file=sys.stderr)
             return 3
-    coord = bench_coordinator(args.duration, args.connections, args.threads)
-    etcd = bench_etcd(args.duration, args.connections, args.threads)
+    coord = bench_coordinator(args.duration, args.connections, args.threads, pin)
+    etcd = bench_etcd(args.duration, args.connections, args.threads, pin)
     ratio = round(coord["rps"] / etcd["rps"], 2) if coord["rps"] and etcd["rps"] else None
     result = {
         "tool": f"wrk -t{args.threads} -c{args.connections} -d{args.duration}s --latency",
