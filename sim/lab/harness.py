@@ -33,7 +33,7 @@ from coordinator.core.topology import CatchUp, Topology
 from sim.history import Event, meta_event
 from sim.lab.net import LabNet
 from sim.lab.observe import Recorder, ReplicaWatch
-from sim.lab.procs import Proc
+from sim.lab.procs import Proc, stop_all
 from sim.lab.status import StatusSampler
 
 CONSUL_PORT = 8500
@@ -166,17 +166,11 @@ class Lab:
         _start_all([p for dc in self.replicas.values() for p in dc.values()])
 
     def _stop_sync(self) -> None:
-        procs = [p for dc in self.replicas.values() for p in dc.values()] + list(self.consul.values())
-        for proc in procs:
-            with contextlib.suppress(Exception):
-                proc.signal(signal.SIGCONT)
-                proc.signal(signal.SIGTERM)
-        deadline = time.monotonic() + 5.0
-        for proc in procs:
-            if proc.popen is not None:
-                with contextlib.suppress(Exception):
-                    proc.popen.wait(timeout=max(0.1, deadline - time.monotonic()))
-            proc.kill()
+        """Replicas first (their graceful release needs their Consul), then Consul."""
+        with contextlib.suppress(Exception):
+            stop_all([p for dc in self.replicas.values() for p in dc.values()])
+        with contextlib.suppress(Exception):
+            stop_all(list(self.consul.values()), grace=5.0)
         if self.resource is not None:
             self.resource.stop()
         self.net.teardown()

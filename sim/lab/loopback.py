@@ -3,7 +3,7 @@ coordinator itself rather than partitions: one emulator process serving N DCs an
 `replicas` `coordinator run` processes per DC (ports chosen by the kernel).
 
 `LoopbackCluster` is a context manager; leaving it stops every process (SIGTERM, then
-SIGKILL after 5 s) and removes nothing else. Optional admin token (for POST /v1/fence).
+SIGKILL after `procs.STOP_GRACE`) and removes nothing else. Optional admin token (for POST /v1/fence).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from types import TracebackType
 
 from coordinator.config.dump import dump_topology
 from sim.lab.harness import _start_all
-from sim.lab.procs import Proc
+from sim.lab.procs import Proc, stop_all
 from sim.lab.scenarios import topology
 
 
@@ -67,5 +67,7 @@ class LoopbackCluster:
         self.apis = {rid: str(p.ready["listening"]).rstrip("/") for rid, p in self.replicas.items()}
 
     def close(self) -> None:
-        for proc in list(self.replicas.values()) + ([self.emulator] if self.emulator else []):
-            proc.stop()
+        """Replicas first, all at once (their graceful release needs the emulator)."""
+        stop_all(list(self.replicas.values()))
+        if self.emulator is not None:
+            stop_all([self.emulator], grace=5.0)

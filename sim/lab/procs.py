@@ -20,6 +20,11 @@ from pathlib import Path
 from typing import Any
 
 READY_TIMEOUT = 20.0
+STOP_GRACE = 15.0
+"""How long a stop waits after SIGTERM before SIGKILL. Longer than a replica's own
+graceful stop (it waits for its last "yes" to run out, then releases: 7-8 s at the
+default timers, bounded by the daemon's `shutdown_grace`), so teardown never cuts a
+graceful release short."""
 
 
 class ProcError(RuntimeError):
@@ -89,7 +94,7 @@ class Proc:
             self.popen.wait(timeout=5)
         self.stopped = False
 
-    def stop(self, grace: float = 5.0) -> None:
+    def stop(self, grace: float = STOP_GRACE) -> None:
         """SIGCONT + SIGTERM, wait up to `grace`, then SIGKILL."""
         if self.popen is None or self.popen.poll() is not None:
             return
@@ -99,3 +104,18 @@ class Proc:
             self.popen.wait(timeout=grace)
         except subprocess.TimeoutExpired:
             self.kill()
+
+
+def stop_all(procs: Sequence[Proc], grace: float = STOP_GRACE) -> None:
+    """SIGCONT + SIGTERM to every process at once, wait for all (one shared `grace`
+    deadline), then SIGKILL whatever is left."""
+    for proc in procs:
+        with contextlib.suppress(OSError):
+            proc.signal(signal.SIGCONT)
+            proc.signal(signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    for proc in procs:
+        if proc.popen is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.popen.wait(timeout=max(0.1, deadline - time.monotonic()))
+        proc.kill()
