@@ -177,7 +177,8 @@ class Runner:
                 return
             event = self._answer_changed
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(event.wait(), remaining)
+                async with asyncio.timeout(remaining):  # no extra Task per parked request
+                    await event.wait()
 
     def run_core(self, method: Callable[..., list[Command]], *args: Any) -> None:
         """Call a core entry point outside CoreLike (e.g. ReplicaCore.release_global) as
@@ -197,7 +198,8 @@ class Runner:
                 return
             event = self._locks_changed
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(event.wait(), remaining)
+                async with asyncio.timeout(remaining):  # no extra Task per parked request
+                    await event.wait()
             self.lock_wakeups += 1
 
     async def shutdown(self, grace: float | None = None) -> bool:
