@@ -11,11 +11,17 @@ Contract:
 * `LockState.valid_until` is on THIS process's monotonic clock and counts from the moment
   the request was SENT (never from the receive time), so it never overstates the hold;
 * several coordinator URLs may be given (the replicas of one DC): `get` asks each in turn
-  and returns the first answer that holds, else the last answer it got; a replica that
-  does not answer is skipped; `LockUnavailable` when none answers;
-* `wait` long-polls (`?index=&wait=`): it returns when the lock's answer index moves past
-  `index` or after `wait` seconds, like Consul's blocking queries (a return is no promise
-  of a change).
+  (the DC leader's URL first, once known) and returns the first answer that holds, else
+  the leader's answer, else the last one it got; a replica that does not answer is
+  skipped; `LockUnavailable` when none answers;
+* `get(index=, wait=)` long-polls (`?index=&wait=`) the replica whose answer gave `index`
+  (an index means nothing to another replica; with one URL, that URL; with several and
+  no earlier answer, it asks them all without blocking). Only the DC leader can hold, and each
+  answer names its replica and its DC leader, so the client long-polls the leader: when
+  the replica it polls says it is not (or no longer) the leader, or does not answer, it
+  asks every URL at once without blocking instead. A long-poll returns when the lock's
+  answer index moves past `index` or after `wait` seconds, like Consul's blocking
+  queries (a return is no promise of a change).
 
 The term is the fencing token: a resource that records the highest term it accepted and
 rejects lower ones can never be written by a deposed holder after a newer one.
@@ -25,12 +31,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import TracebackType
 from typing import Any
 from urllib.parse import quote
 
 import httpx
+
+LEADERLESS_POLL = 1.0
+"""Longest long-poll, in seconds, on a replica whose last answer named no leader or another
+replica: the client looks again across all URLs that soon (a new leader may be elsewhere)."""
 
 
 class LockUnavailable(RuntimeError):
@@ -51,6 +61,17 @@ class LockState:
     dc: str | None
     sent_at: float
     """Monotonic time (this process) when the request was sent."""
+    replica: str | None = None
+    """The answering replica's id (None from daemons that do not say)."""
+    leader: str | None = None
+    """Its DC leader's replica id as it sees it (None: unknown)."""
+    url: str | None = None
+    """The coordinator URL that answered (set by `LocksClient`)."""
+
+    @property
+    def from_leader(self) -> bool:
+        """The answering replica says it leads its DC (only a leader can hold)."""
+        return self.held or (self.replica is not None and self.replica == self.leader)
 
     @property
     def valid_until(self) -> float:
@@ -69,6 +90,7 @@ def parse_lock_body(name: str, body: dict[str, Any], sent_at: float) -> LockStat
     valid_ms = body.get("valid_for_ms", 0)
     index = body.get("index", 0)
     dc = body.get("dc")
+    replica, leader = body.get("replica"), body.get("leader")
     return LockState(
         name=name,
         held=held,
@@ -78,6 +100,8 @@ def parse_lock_body(name: str, body: dict[str, Any], sent_at: float) -> LockStat
         index=index if isinstance(index, int) else 0,
         dc=dc if isinstance(dc, str) else None,
         sent_at=sent_at,
+        replica=replica if isinstance(replica, str) else None,
+        leader=leader if isinstance(leader, str) else None,
     )
 
 
@@ -90,26 +114,54 @@ class LocksClient:
         *,
         timeout: float = 2.0,
         clock: Callable[[], float] = time.monotonic,
+        transport: httpx.BaseTransport | None = None,
     ) -> None:
         if not urls:
             raise ValueError("at least one coordinator URL is needed")
         self.urls = [u.rstrip("/") for u in urls]
         self.timeout = timeout
         self.clock = clock
-        self.http = httpx.Client(trust_env=False, timeout=timeout)
+        self.http = httpx.Client(trust_env=False, timeout=timeout, transport=transport)
+        self._last: dict[str, LockState] = {}
+        """lock name -> the answer `get` returned last (its URL is long-polled next)."""
 
     def get(self, name: str, *, index: int = 0, wait: float | None = None) -> LockState:
+        """This DC's answer for lock `name`; a long-poll when `index` and `wait` are given
+        (see the module docstring for which replica is asked)."""
+        prev = self._last.get(name)
+        polled = prev.url if prev is not None else (self.urls[0] if len(self.urls) == 1 else None)
+        if index and wait is not None and polled is not None:
+            if prev is not None and not prev.from_leader and prev.replica is not None:
+                wait = min(wait, LEADERLESS_POLL)
+            st = self._one(polled, name, index, wait)
+            if st is not None and (st.from_leader or (st.replica is None and st.leader is None)):
+                return self._keep(name, st)
         last: LockState | None = None
-        for url in self.urls:
-            st = self._one(url, name, index, wait)
+        leader: LockState | None = None
+        for url in self._order(name):
+            st = self._one(url, name, 0, None)
             if st is None:
                 continue
             if st.held:
-                return st
+                return self._keep(name, st)
+            if st.from_leader and leader is None:
+                leader = st
             last = st
         if last is None:
             raise LockUnavailable(f"no coordinator answered for lock {name!r}")
-        return last
+        return self._keep(name, leader or last)
+
+    def _order(self, name: str) -> list[str]:
+        prev = self._last.get(name)
+        first = prev.url if prev is not None else None
+        if first is None or first not in self.urls:
+            return list(self.urls)
+        return [first, *[u for u in self.urls if u != first]]
+
+    def _keep(self, name: str, st: LockState) -> LockState:
+        """Remembers `st`: its URL is long-polled next (its index is only meaningful there)."""
+        self._last[name] = st
+        return st
 
     def wait_held(self, name: str, timeout: float, *, poll_wait: float = 5.0) -> LockState | None:
         """Block until this DC holds `name` (returns the state) or `timeout` passes (None)."""
@@ -140,7 +192,7 @@ class LocksClient:
             return None
         if resp.status_code not in (200, 503) or not isinstance(body, dict):
             return None
-        return parse_lock_body(name, body, sent_at)
+        return replace(parse_lock_body(name, body, sent_at), url=url)
 
     def close(self) -> None:
         self.http.close()

@@ -110,6 +110,7 @@ def test_get_reports_the_lock_and_404_for_unknown() -> None:
             data = await resp.json()
             assert resp.status == 200 and data["held"] and data["term"] == 4 and data["index"] == 3
             assert resp.headers["X-Coordinator-Index"] == "3"
+            assert data["replica"] == "r1" and data["leader"] == "r1"  # from the replica's status
             assert (await client.get("/v1/locks/nope")).status == 404
 
     run(body)

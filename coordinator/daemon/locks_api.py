@@ -1,7 +1,9 @@
 """`/v1/locks/<name>`: a global lock as this replica sees it (docs/global-lock.md).
 
 ``GET /v1/locks/<name>`` body (JSON): ``{"name", "held", "holder", "term", "valid_for_ms",
-"index", "dc"}``; HTTP 200 when this replica holds the lock now, 503 when not, 404 for a
+"index", "dc", "replica", "leader"}`` (``replica``: the answering replica's id; ``leader``:
+its DC leader's replica id as it sees it, null when unknown; clients long-poll the
+leader); HTTP 200 when this replica holds the lock now, 503 when not, 404 for a
 lock that is not in the topology's ``global_locks``. ``held: true`` means: act under
 fencing token ``term`` for at most ``valid_for_ms`` from when you SENT the request
 (rounded down; already bounded by this DC's may-write lease). When not held,
@@ -76,7 +78,8 @@ def _not_allowed(request: web.Request, allow: str) -> web.Response:
     )
 
 
-def lock_body(ans: GlobalAnswer, dc: str | None) -> dict[str, object]:
+def lock_body(ans: GlobalAnswer, dc: str | None, replica: str | None = None,
+              leader: str | None = None) -> dict[str, object]:
     return {
         "name": ans.name,
         "held": ans.held,
@@ -85,6 +88,8 @@ def lock_body(ans: GlobalAnswer, dc: str | None) -> dict[str, object]:
         "valid_for_ms": max(int(ans.valid_for * 1000), 0) if ans.held else 0,
         "index": ans.index,
         "dc": dc,
+        "replica": replica,
+        "leader": leader,
     }
 
 
@@ -93,8 +98,14 @@ def _dc(runner: Runner) -> str | None:
     return dc if isinstance(dc, str) else None
 
 
+def _identity(runner: Runner) -> tuple[str | None, str | None]:
+    """(this replica's id, its DC leader's replica id as its election sees it)."""
+    status = runner.status()
+    return status.replica_id, status.leader
+
+
 def _respond(runner: Runner, ans: GlobalAnswer, extra: dict[str, object] | None = None) -> web.Response:
-    body = {**(extra or {}), **lock_body(ans, _dc(runner))}
+    body = {**(extra or {}), **lock_body(ans, _dc(runner), *_identity(runner))}
     return web.Response(
         status=200 if ans.held or extra is not None else 503,
         body=json.dumps(body, separators=(",", ":")).encode(),
