@@ -169,6 +169,29 @@ CASES: list[tuple[str, str, list[str]]] = [
         ["topology.yaml:5: tie_breaker: must be a DC name or null, got a list"],
     ),
     (
+        "tie_breaker with no DCs",
+        "cluster: demo\ndatacenters: {}\ntie_breaker: dc1\n",
+        [
+            "topology.yaml:2: datacenters: must list at least one DC",
+            "topology.yaml:3: tie_breaker: names unknown DC 'dc1'; known: ",
+        ],
+    ),
+    (
+        "tie_breaker with datacenters not a mapping",
+        "cluster: demo\ndatacenters: [dc1]\ntie_breaker: dc1\n",
+        ["topology.yaml:2: datacenters: must be a mapping of DC name -> spec, got a list"],
+    ),
+    (
+        "tie_breaker checked against invalid DCs too",
+        "cluster: demo\ndatacenters:\n  DC1:\n  dc2: {weight: 0}\ntie_breaker: dc1\n",
+        [
+            "topology.yaml:3: datacenters.DC1: 'DC1' is not a valid Consul datacenter name "
+            "(only [a-z0-9-_] allowed; Consul lowercases names, write 'dc1')",
+            "topology.yaml:4: datacenters.dc2.weight: must be a positive integer, got 0",
+            "topology.yaml:5: tie_breaker: names unknown DC 'dc1' (did you mean 'dc2'?); known: DC1, dc2",
+        ],
+    ),
+    (
         "cluster with slash",
         "cluster: a/b\ndatacenters: {dc1: }\n",
         [

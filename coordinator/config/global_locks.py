@@ -17,9 +17,7 @@ import re
 from dataclasses import fields
 from typing import TYPE_CHECKING
 
-import yaml
-
-from coordinator.config.nodes import Entry, describe, entries, join
+from coordinator.config.nodes import Entry, join
 from coordinator.core.global_register import check_spec
 from coordinator.core.topology import GlobalLockSpec, Timers
 
@@ -35,37 +33,21 @@ def read_global_locks(
     reader: _Reader, entry: Entry, timers: Timers | None
 ) -> tuple[GlobalLockSpec, ...] | None:
     """The locks, or None after reporting problems to `reader.sink`. Null means none."""
-    node = entry.value
-    if not isinstance(node, yaml.MappingNode):
-        ok, value = reader.scalars.value(node, "global_locks")
-        if ok and value is None:
-            return ()
-        if ok:
-            reader.sink.error(
-                node, "global_locks", f"must be a mapping of lock name -> timers, got {describe(value)}"
-            )
-        return None
-    out: list[GlobalLockSpec] = []
-    failed = False
-    for item in entries(reader.loader, node, "global_locks", reader.sink):
-        spec = _lock(reader, item, timers)
-        failed = failed or spec is None
-        if spec is not None:
-            out.append(spec)
-    return None if failed else tuple(out)
+    locks = reader.named(
+        entry, "global_locks", "lock name -> timers", lambda item: _lock(reader, item, timers)
+    )
+    return None if locks is None else tuple(locks)
 
 
 def _lock(reader: _Reader, item: Entry, timers: Timers | None) -> GlobalLockSpec | None:
     path = join("global_locks", item.key)
-    if not LOCK_NAME.fullmatch(item.key):
-        reader.sink.error(
-            item.key_node,
-            path,
-            f"{item.key!r} is not a valid lock name (letters, digits, '.', '_', '-'; no '/')",
-        )
-        return None
-    spec = reader.mapping(
-        item.value, path, LOCK_KEYS, "e.g. {lease: 3s, margin: 500ms}, or empty for defaults"
+    bad_name = (
+        None
+        if LOCK_NAME.fullmatch(item.key)
+        else f"{item.key!r} is not a valid lock name (letters, digits, '.', '_', '-'; no '/')"
+    )
+    spec = reader.named_spec(
+        item, path, bad_name, LOCK_KEYS, "e.g. {lease: 3s, margin: 500ms}, or empty for defaults"
     )
     if spec is None:
         return None

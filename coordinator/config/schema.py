@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import fields
+from typing import TypeVar
 
 import yaml
 
@@ -47,6 +49,8 @@ HOOK_EXAMPLE = '["/usr/local/bin/replay", "--from-majority"]'
 EXTENSION_PREFIX = "x-"
 """Top-level keys starting with this are ignored (a place for YAML anchors, as in docker-compose)."""
 
+_Spec = TypeVar("_Spec")
+
 
 def _number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
@@ -72,6 +76,49 @@ class _Reader:
         if ok:
             self.sink.error(node, path, f"must be a mapping ({what}), got {describe(value)}")
         return None
+
+    def named(
+        self,
+        entry: Entry,
+        path: str,
+        what: str,
+        read: Callable[[Entry], _Spec | None],
+        *,
+        if_null: str | None = None,
+    ) -> list[_Spec] | None:
+        """Every entry of a `name -> spec` mapping (`what`) read by `read`, or None after problems.
+
+        Every entry is read, so each one's problems are reported. Null means no entries, or is
+        the error `if_null` when that is given.
+        """
+        node = entry.value
+        if not isinstance(node, yaml.MappingNode):
+            ok, value = self.scalars.value(node, path)
+            if ok and value is None:
+                if if_null is None:
+                    return []
+                self.sink.error(node, path, if_null)
+            elif ok:
+                self.sink.error(node, path, f"must be a mapping of {what}, got {describe(value)}")
+            return None
+        specs: list[_Spec] = []
+        failed = False
+        for item in entries(self.loader, node, path, self.sink):
+            spec = read(item)
+            failed = failed or spec is None
+            if spec is not None:
+                specs.append(spec)
+        return None if failed else specs
+
+    def named_spec(
+        self, item: Entry, path: str, bad_name: str | None, known: tuple[str, ...], what: str
+    ) -> dict[str, Entry] | None:
+        """The `mapping` of one entry of a `named` mapping, or None after reporting `bad_name`
+        (the problem with the entry's name, if any; at the name's line) or a bad mapping."""
+        if bad_name is not None:
+            self.sink.error(item.key_node, path, bad_name)
+            return None
+        return self.mapping(item.value, path, known, what)
 
     def topology(self, node: yaml.Node | None) -> Topology | None:
         keys = ", ".join(TOP_KEYS)
@@ -127,29 +174,19 @@ class _Reader:
         return value
 
     def datacenters(self, entry: Entry) -> tuple[DcSpec, ...] | None:
-        node = entry.value
-        if not isinstance(node, yaml.MappingNode):
-            ok, value = self.scalars.value(node, "datacenters")
-            if ok and value is None:
-                self.sink.error(node, "datacenters", "must list at least one DC")
-            elif ok:
-                self.sink.error(
-                    node, "datacenters", f"must be a mapping of DC name -> spec, got {describe(value)}"
-                )
-            return None
-        specs: list[DcSpec] = []
-        failed = False
-        self.dc_names = []
-        for item in entries(self.loader, node, "datacenters", self.sink):
-            self.dc_names.append(item.key)
-            spec = self.dc(item)
-            failed = failed or spec is None
-            if spec is not None:
-                specs.append(spec)
-        if failed:
+        names: list[str] = []
+        if isinstance(entry.value, yaml.MappingNode):
+            self.dc_names = names
+
+        def dc(item: Entry) -> DcSpec | None:
+            names.append(item.key)
+            return self.dc(item)
+
+        specs = self.named(entry, "datacenters", "DC name -> spec", dc, if_null="must list at least one DC")
+        if specs is None:
             return None
         if not specs and not self.sink.errors:
-            self.sink.error(node, "datacenters", "must list at least one DC")
+            self.sink.error(entry.value, "datacenters", "must list at least one DC")
             return None
         if specs and all(spec.witness for spec in specs):
             self.sink.error(
@@ -162,20 +199,16 @@ class _Reader:
     def dc(self, item: Entry) -> DcSpec | None:
         path = join("datacenters", item.key)
         name = item.key
+        bad_name = None
         if not DC_NAME.fullmatch(name):
             hint = (
                 f"; Consul lowercases names, write {name.lower()!r}"
                 if DC_NAME.fullmatch(name.lower())
                 else ""
             )
-            self.sink.error(
-                item.key_node,
-                path,
-                f"{name!r} is not a valid Consul datacenter name (only [a-z0-9-_] allowed{hint})",
-            )
-            return None
-        spec = self.mapping(
-            item.value, path, DC_KEYS, "e.g. {weight: 1, witness: false}, or empty for defaults"
+            bad_name = f"{name!r} is not a valid Consul datacenter name (only [a-z0-9-_] allowed{hint})"
+        spec = self.named_spec(
+            item, path, bad_name, DC_KEYS, "e.g. {weight: 1, witness: false}, or empty for defaults"
         )
         if spec is None:
             return None
