@@ -360,6 +360,14 @@ CASES: list[tuple[str, str, list[str]]] = [
         ["topology.yaml:7: catch_up.wait_for_admin: must be true or false, got 1"],
     ),
     (
+        "explicit tag whose text does not fit it (PyYAML raises ValueError/KeyError there)",
+        "cluster: !!int abc\ndatacenters:\n  dc1: {weight: !!bool maybe}\n  dc2: {}\n",
+        [
+            "topology.yaml:1: cluster: cannot read value as !!int: invalid literal for int() with base 10: 'abc'",
+            "topology.yaml:3: datacenters.dc1.weight: cannot read value as !!bool: 'maybe'",
+        ],
+    ),
+    (
         "several problems, sorted by line",
         "cluster: demo\ndatacenters:\n  dc1: {weight: 0}\n  dc2: {wieght: 1}\ntie_breaker: dc9\ntimerz: {}\n",
         [

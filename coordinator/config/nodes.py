@@ -85,6 +85,13 @@ class Scalars:
             problem = getattr(exc, "problem", None) or str(exc)
             self._sink.error(node, path, f"cannot read value: {problem}")
             return False, None
+        except Exception as exc:
+            # PyYAML's constructors raise plain ValueError/KeyError/... for an explicit tag
+            # whose text does not fit it (`!!int abc`, `!!bool maybe`, `!!timestamp
+            # 2024-13-45`): bad input, reported at its line like any other.
+            tag = node.tag.replace("tag:yaml.org,2002:", "!!")
+            self._sink.error(node, path, f"cannot read value as {tag}: {exc}")
+            return False, None
 
 
 def describe(value: object) -> str:
