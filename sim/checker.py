@@ -2,7 +2,10 @@
 
 One implementation serves both users: the simulator feeds every event as it happens (and
 calls `advance` at `next_deadline()` so time-based invariants fire on time); the
-partition lab feeds a recorded history with `check_history`.
+partition lab feeds a recorded history with `check_history`. Contains `Checker`,
+`check_history`, `Violation`, the invariant names and `default_liveness_bound`; the
+ground truth the invariants are judged against (links, Consul leaders, replicas, faults,
+quorum cliques) is kept by sim.checker_truth, whose `STATIC_CUT_FAULTS` is re-exported here.
 
 Safety invariants (checked while faults are active):
 
@@ -46,18 +49,20 @@ from dataclasses import dataclass, field
 
 from coordinator.core.timers import derive, stretch
 from coordinator.core.topology import Topology
+from sim.checker_truth import STATIC_CUT_FAULTS, GroundTruth
 from sim.history import Event, topology_from_json
 from sim.world.global_invariants import ONE_HOLDER, TERMS_INCREASE, GlobalLockWatch
-from sim.world.truth import quorum_cliques, quorum_members
+
+__all__ = [
+    "LIVENESS_INVARIANTS", "SAFETY_INVARIANTS", "STATIC_CUT_FAULTS", "Checker", "Violation", "check_history",
+    "default_liveness_bound",
+]
 
 SAFETY_INVARIANTS = (
     "one-writable-per-dc", "witness-never-writable", "quorum-rule", "fenced-before-takeover",
     "token-monotonic", "resource-stale-write", "global-one-holder", "global-terms-increase",
 )
 LIVENESS_INVARIANTS = ("majority-never-fenced", "liveness-writable")
-
-STATIC_CUT_FAULTS = frozenset({"cut", "oneway", "isolate", "partition", "ring", "bridge"})
-"""Fault kinds that only change link state, once at start and once at end."""
 
 
 @dataclass(frozen=True)
@@ -92,9 +97,6 @@ class _Dc:
     writable: set[str] = field(default_factory=set)
     last_tenure: tuple[str, int] | None = None
     max_accepted: int | None = None
-    lost_links_since: float | None = None
-    lost_live_since: float | None = None
-    cut_from_side_since: float | None = None
     reported: set[str] = field(default_factory=set)
     """Invariants already reported for the current episode (reset when it ends)."""
     first_writable_after_quiet: float | None = None
@@ -120,23 +122,14 @@ class Checker:
         )
         self.dcs: dict[str, _Dc] = {name: _Dc() for name in self.topo.names}
         self.witness = {d.name for d in self.topo.datacenters if d.witness}
-        self.down_links: set[tuple[str, str]] = set()
-        self.degraded_links: set[tuple[str, str]] = set()
-        self.no_leader: set[str] = set()
-        self.stopped: dict[str, set[str]] = {name: set() for name in self.topo.names}
-        self.known_replicas: dict[str, set[str]] = {name: set() for name in self.topo.names}
-        self.active_faults: dict[int, str] = {}
+        self.truth = GroundTruth(self.topo)
+        """Links, Consul leaders, replicas, faults and the quorum cliques they leave."""
         self.quiet_at: float | None = None
         self.config_writable: set[str] | None = None
         """DCs writable when the current static-cut configuration began (None: not in one)."""
         self.violations: list[Violation] = []
         self.now = 0.0
-        self.last_disturbance = 0.0
-        """Last heal, degradation, Consul leader change or replica stop/start: evidence of a
-        quorum is only expected to be stable `grace_live` after it."""
-        self._members_links = frozenset(self.topo.names)
         self.global_locks = GlobalLockWatch()
-        self._members_live = frozenset(self.topo.names)
 
     # -- feeding ---------------------------------------------------------------------------
 
@@ -167,15 +160,16 @@ class Checker:
     def next_deadline(self) -> float | None:
         """The earliest time a time-based invariant could fire (None: none pending)."""
         times: list[float] = []
-        for dc in self.dcs.values():
+        for name, dc in self.dcs.items():
             if not dc.writable:
                 continue
-            if dc.lost_links_since is not None:
-                times.append(dc.lost_links_since + self.grace_links)
-            if dc.lost_live_since is not None:
-                times.append(dc.lost_live_since + self.grace_live)
-            if dc.cut_from_side_since is not None:
-                times.append(dc.cut_from_side_since + self.takeover_real)
+            loss = self.truth.loss[name]
+            if loss.lost_links_since is not None:
+                times.append(loss.lost_links_since + self.grace_links)
+            if loss.lost_live_since is not None:
+                times.append(loss.lost_live_since + self.grace_live)
+            if loss.cut_from_side_since is not None:
+                times.append(loss.cut_from_side_since + self.takeover_real)
         if self.quiet_at is not None:
             times.append(self.quiet_at + self.liveness_bound)
         future = [x for x in times if x > self.now]
@@ -186,16 +180,8 @@ class Checker:
     def _on_replica(self, event: Event) -> list[Violation]:
         name, replica = str(event["dc"]), str(event["replica"])
         dc = self.dcs[name]
-        new = replica not in self.known_replicas[name]
-        self.known_replicas[name].add(replica)
         found: list[Violation] = []
-        was_stopped = replica in self.stopped[name]
-        if event.get("role") in ("down", "paused"):
-            self.stopped[name].add(replica)
-        else:
-            self.stopped[name].discard(replica)
-        if was_stopped != (replica in self.stopped[name]) or new:
-            self.last_disturbance = self.now
+        if self.truth.on_replica(name, replica, event.get("role"), self.now):
             self._recompute(config_changed=True)
         if event.get("allowed"):
             token = event.get("token")
@@ -248,34 +234,17 @@ class Checker:
         return []
 
     def _on_link(self, event: Event) -> list[Violation]:
-        link = (str(event["from"]), str(event["to"]))
-        if event.get("up") or event.get("delay") or event.get("loss") or link in self.degraded_links:
-            self.last_disturbance = self.now
-        if event.get("up"):
-            self.down_links.discard(link)
-        else:
-            self.down_links.add(link)
-        if event.get("delay") or event.get("loss"):
-            self.degraded_links.add(link)
-        else:
-            self.degraded_links.discard(link)
+        self.truth.on_link(event, self.now)
         self._recompute(config_changed=True)
         return []
 
     def _on_consul(self, event: Event) -> list[Violation]:
-        self.last_disturbance = self.now
-        if event.get("leader"):
-            self.no_leader.discard(str(event["dc"]))
-        else:
-            self.no_leader.add(str(event["dc"]))
+        self.truth.on_consul(event, self.now)
         self._recompute(config_changed=True)
         return []
 
     def _on_fault(self, event: Event) -> list[Violation]:
-        if event.get("phase") == "start":
-            self.active_faults[int(event["id"])] = str(event["fault"])
-        else:
-            self.active_faults.pop(int(event["id"]), None)
+        self.truth.on_fault(event)
         self._recompute(config_changed=True)
         return []
 
@@ -299,50 +268,19 @@ class Checker:
 
     # -- ground truth ----------------------------------------------------------------------
 
-    def _alive(self) -> set[str]:
-        out = set()
-        for name in self.topo.names:
-            if name in self.no_leader:
-                continue
-            known = self.known_replicas[name]
-            if known and known <= self.stopped[name]:
-                continue
-            out.add(name)
-        return out
-
     def _recompute(self, config_changed: bool = False) -> None:
-        links = quorum_members(self.topo, self.down_links)
-        live = quorum_members(self.topo, self.down_links, self._alive())
-        any_side = bool(links)
+        links, live = self.truth.recompute(self.now)
         for name, dc in self.dcs.items():
-            if name in links:
-                dc.lost_links_since = None
-                dc.cut_from_side_since = None
-            else:
-                if dc.lost_links_since is None:
-                    dc.lost_links_since = self.now
-                if any_side and dc.cut_from_side_since is None:
-                    dc.cut_from_side_since = self.now
-            if name in live:
-                dc.lost_live_since = None
-            elif dc.lost_live_since is None:
-                dc.lost_live_since = self.now
             if name in links and name in live:
                 dc.reported.discard("quorum-rule")
                 dc.reported.discard("fenced-before-takeover")
-        self._members_links, self._members_live = links, live
         if config_changed:
             self._update_static_config(links)
 
     def _update_static_config(self, links: frozenset[str]) -> None:
-        static = all(kind in STATIC_CUT_FAULTS for kind in self.active_faults.values())
-        clean = not self.degraded_links and not self.no_leader and not any(self.stopped.values())
-        minority = False
-        settled = self.now - self.last_disturbance >= self.grace_live
-        if self.active_faults and static and clean and settled and links:
-            cliques = quorum_cliques(self.topo, self.down_links)
-            minority = len(cliques) == 1 and len(links) < len(self.topo.names)
-        if minority:
+        """A settled minority partition (sim.checker_truth) fixes the DCs checked by
+        majority-never-fenced: those of the quorum side writable as it begins."""
+        if self.truth.minority_partition(links, self.now, self.grace_live):
             self.config_writable = {n for n in links if self.dcs[n].writable}
             for name in self.config_writable:
                 self.dcs[name].reported.discard("majority-never-fenced")
@@ -352,22 +290,23 @@ class Checker:
     def _check_quorum(self, name: str, dc: _Dc) -> list[Violation]:
         found: list[Violation] = []
         who = ", ".join(sorted(dc.writable))
-        if dc.lost_links_since is not None and self.now > dc.lost_links_since + self.grace_links:
+        loss = self.truth.loss[name]
+        if loss.lost_links_since is not None and self.now > loss.lost_links_since + self.grace_links:
             found += self._report(
                 "quorum-rule", name,
-                f"{name} ({who}) writable {self.now - dc.lost_links_since:.3f}s after losing every quorum "
+                f"{name} ({who}) writable {self.now - loss.lost_links_since:.3f}s after losing every quorum "
                 f"clique (grace {self.grace_links:.3f}s)",
             )
-        if dc.lost_live_since is not None and self.now > dc.lost_live_since + self.grace_live:
+        if loss.lost_live_since is not None and self.now > loss.lost_live_since + self.grace_live:
             found += self._report(
                 "quorum-rule", name,
-                f"{name} ({who}) writable {self.now - dc.lost_live_since:.3f}s after losing every quorum "
+                f"{name} ({who}) writable {self.now - loss.lost_live_since:.3f}s after losing every quorum "
                 f"of live DCs (grace {self.grace_live:.3f}s)",
             )
-        if dc.cut_from_side_since is not None and self.now > dc.cut_from_side_since + self.takeover_real:
+        if loss.cut_from_side_since is not None and self.now > loss.cut_from_side_since + self.takeover_real:
             found += self._report(
                 "fenced-before-takeover", name,
-                f"{name} ({who}) still writable {self.now - dc.cut_from_side_since:.3f}s after being cut "
+                f"{name} ({who}) still writable {self.now - loss.cut_from_side_since:.3f}s after being cut "
                 f"from the quorum side (takeover after {self.takeover_real:.3f}s)",
             )
         return found
