@@ -363,7 +363,8 @@ CASES: list[tuple[str, str, list[str]]] = [
         "explicit tag whose text does not fit it (PyYAML raises ValueError/KeyError there)",
         "cluster: !!int abc\ndatacenters:\n  dc1: {weight: !!bool maybe}\n  dc2: {}\n",
         [
-            "topology.yaml:1: cluster: cannot read value as !!int: invalid literal for int() with base 10: 'abc'",
+            "topology.yaml:1: cluster: cannot read value as !!int: "
+            "invalid literal for int() with base 10: 'abc'",
             "topology.yaml:3: datacenters.dc1.weight: cannot read value as !!bool: 'maybe'",
         ],
     ),
