@@ -29,9 +29,9 @@ ADMIN = "s3cret-admin-token-value"
 
 @asynccontextmanager
 async def api_client(
-    core: StubCore, admin_token: str | None = ADMIN
+    core: StubCore, admin_token: str | None = ADMIN, sender: StubSender | None = None
 ) -> AsyncIterator[tuple[TestClient[Any, Any], Runner]]:
-    runner = Runner(core, StubSender())
+    runner = Runner(core, sender or StubSender())
     transitions = TransitionLog(runner.status, core.dc)
     runner.add_answer_listener(transitions.poll)
     api = Api(runner, Metrics(runner, transitions), admin_token=admin_token)

@@ -56,6 +56,13 @@ class Keys:
         """The reachability row a DC leader publishes every probe round (read by peers with ?dc=)."""
         return self.base(dc) + "/row"
 
+    @property
+    def admin_fence(self) -> str:
+        """DC-wide admin fence: while this key exists the DC is fenced by an operator
+        (`POST /v1/fence` on any replica writes it, `/v1/unfence` deletes it). Every DC
+        leader reads it in each probe round's txn, so it survives a change of leader."""
+        return self.base() + "/admin-fence"
+
 
 @dataclass
 class Pending:

@@ -2,8 +2,9 @@
 
 A round starts at t0 (= send time of all its requests) and sends, all at t0:
 
-* one local txn [check-session(leader key, our session), set(our row key, our row)]: it
-  publishes the row AND proves that we held the leader lock at some moment >= t0;
+* one local txn [check-session(leader key, our session), set(our row key, our row),
+  get-tree(admin-fence key)]: it publishes the row AND proves that we held the leader
+  lock at some moment >= t0, and reads the DC-wide admin fence in the same snapshot;
 * one `GET <peer row key>?dc=<peer>&consistent` per peer DC, timeout `probe_timeout`.
 
 It completes when every request has answered or at `t0 + probe_timeout + grace` (the
@@ -14,6 +15,8 @@ quorum decided, and a `RoundOutcome` is left for the replica:
 * `confirmed` iff the txn was applied AND decide() says in quorum; the lease then runs
   until t0 + lease (never from the receive time);
 * `leadership_lost` iff the txn was rolled back on the check-session op;
+* `admin_fence` iff the applied txn found the admin-fence key (meaningful only with
+  `txn_ok`; the fence takes effect before this round's confirmation is used);
 * `local_error` is the ConsulError of the txn when local Consul failed.
 
 Cross-DC read failures only mark that peer unobserved. Rounds start every
@@ -45,6 +48,7 @@ class RoundOutcome:
     local_error: ConsulError | None
     decision: QuorumDecision
     matrix: Matrix
+    admin_fence: bool = False
 
     @property
     def confirmed(self) -> bool:
@@ -58,6 +62,7 @@ class _Round:
     deadline: float
     txn_done: bool = False
     txn_ok: bool = False
+    admin_fence: bool = False
     leadership_lost: bool = False
     local_error: ConsulError | None = None
 
@@ -118,6 +123,7 @@ class Prober:
         ops = [
             c.TxnOp.check_session(self.keys.leader, session_id),
             c.TxnOp.set(self.keys.row(), encode_row(row)),
+            c.TxnOp.get_tree(self.keys.admin_fence),
         ]
         out: list[Command] = [
             self.inflight.send("round.txn", c.txn(ops, timeout=self.timers.probe_timeout), t0, self.seq)
@@ -138,9 +144,11 @@ class Prober:
                 return []
             rnd.txn_done = True
             try:
-                unwrap(result, c.parse_txn)
+                applied = unwrap(result, c.parse_txn)
                 self.health.success(p.kind)
                 rnd.txn_ok = True
+                fence_key = self.keys.admin_fence
+                rnd.admin_fence = any(e.key == fence_key for e in applied.results)
             except TxnRolledBack as exc:
                 rnd.leadership_lost = any(op == 0 for op, _ in exc.errors)
                 if not rnd.leadership_lost:
@@ -182,6 +190,7 @@ class Prober:
             local_error=rnd.local_error,
             decision=decision,
             matrix=matrix,
+            admin_fence=rnd.admin_fence,
         )
         self.outcomes.append(outcome)
         self.last = outcome

@@ -19,6 +19,11 @@ Rules:
   moves FENCED -> CATCHING_UP (a catch-up starts, copying from `_sources`) or keeps
   CATCHING_UP / WRITABLE; CATCHING_UP -> WRITABLE only when the catch-up is DONE, which
   sets the token. Never FENCED -> WRITABLE.
+* the admin fence has two sources: this replica's own (`POST /v1/fence` on it:
+  ``admin_local``) and the DC-wide key every round's txn reads (``admin_dc_wide``,
+  Keys.admin_fence). Either one fences (sticky); the fence lifts only when both are
+  gone. A round that finds the key fences BEFORE its confirmation is considered, so a
+  new leader of an admin-fenced DC never answers yes.
 
 Pure: no clock, no IO.
 """
@@ -58,6 +63,8 @@ class Reconciler:
     token: int | None
     lease_expiry: float | None
     shutting_down: bool
+    admin_local: bool
+    admin_dc_wide: bool
 
     def _tick(self, now: float) -> list[Command]:
         if self.shutting_down:
@@ -140,6 +147,21 @@ class Reconciler:
             self.election.lost_lock(now)
             self.last_round_confirmed = False
             return self._fence(now, Reason.NOT_LEADER)
+        cmds = self._sync_dc_wide_fence(outcome.admin_fence, now) if outcome.txn_ok else []
+        return cmds + self._use_round(outcome, now)
+
+    def _sync_dc_wide_fence(self, present: bool, now: float) -> list[Command]:
+        """Follows the DC-wide admin-fence key as the latest applied round read it."""
+        if present == self.admin_dc_wide:
+            return []
+        self.admin_dc_wide = present
+        if present:
+            return self._fence(now, Reason.FENCED_BY_ADMIN, admin=True)
+        if not self.admin_local:
+            self.dcstate.fire(DcEvent.ADMIN_UNFENCE, now)
+        return []
+
+    def _use_round(self, outcome: RoundOutcome, now: float) -> list[Command]:
         if outcome.txn_ok:
             self.election.note_proof(outcome.t0)
         if not outcome.confirmed:

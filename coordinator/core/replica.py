@@ -114,6 +114,10 @@ class ReplicaCore(Reconciler):
         self.last_round_confirmed = False
         self._unconfirmed_reason: Reason | None = None
         """Why the latest completed round did not confirm (None after a confirming one)."""
+        self.admin_local = False
+        """Fenced by `POST /v1/fence` on this replica (until `/v1/unfence` on it)."""
+        self.admin_dc_wide = False
+        """The latest applied round found the DC-wide admin-fence key (reconcile.py)."""
         self._answer_key: tuple[bool, int | None, Reason | None] | None = None
         self._answer_index = 0
         self._cached: MayWriteAnswer | None = None
@@ -217,6 +221,7 @@ class ReplicaCore(Reconciler):
         if self.shutting_down:
             return []
         if action is AdminAction.FENCE:
+            self.admin_local = True
             return self._run(now, lambda: self._fence(now, Reason.FENCED_BY_ADMIN, admin=True))
         if action is AdminAction.UNFENCE:
             return self._run(now, lambda: self._unfence(now))
@@ -295,7 +300,11 @@ class ReplicaCore(Reconciler):
         return self.globals.drive(now, identity, dc_until)
 
     def _unfence(self, now: float) -> list[Command]:
-        self.dcstate.fire(DcEvent.ADMIN_UNFENCE, now)
+        """Drops this replica's own fence; a DC-wide key still present keeps the DC fenced
+        until a round reads it gone (the API deletes the key before unfencing)."""
+        self.admin_local = False
+        if not self.admin_dc_wide:
+            self.dcstate.fire(DcEvent.ADMIN_UNFENCE, now)
         return []
 
     def _admin_caught_up(self) -> list[Command]:

@@ -1,10 +1,11 @@
 """The coordinator's HTTP API (aiohttp.web), described by coordinator/openapi.yaml.
 
 Routes: GET /v1/may-write, GET /v1/status, GET /metrics, GET /v1/openapi.yaml and the admin
-POSTs /v1/caught-up, /v1/fence, /v1/unfence; the global locks' GET /v1/locks/<name> and
-admin POST /v1/locks/<name>/release live in coordinator.daemon.locks_api. Every error
-body is JSON ``{"error": ...}``: 400 bad blocking parameters, 401 wrong admin token, 403
-admin API disabled, 404 unknown path, 405 wrong method (with ``Allow``).
+POSTs /v1/caught-up, /v1/fence, /v1/unfence (their DC-wide key: coordinator.daemon.admin_fence);
+the global locks' GET /v1/locks/<name> and admin POST /v1/locks/<name>/release live in
+coordinator.daemon.locks_api. Every error body is JSON ``{"error": ...}``: 400 bad
+blocking parameters, 401 wrong admin token, 403 admin API disabled, 404 unknown path, 405
+wrong method (with ``Allow``), 503 when `/v1/unfence` cannot delete the DC-wide key.
 
 Invariants:
 
@@ -34,6 +35,7 @@ from aiohttp import web
 from multidict import CIMultiDict
 
 from coordinator.core.protocol import AdminAction, MayWriteAnswer
+from coordinator.daemon.admin_fence import set_dc_fence
 from coordinator.daemon.blocking import BlockingParamError, parse_blocking
 from coordinator.daemon.jsonable import to_jsonable
 from coordinator.daemon.locks_api import add_lock_routes
@@ -115,8 +117,8 @@ class Api:
             ("/metrics", "GET", self.metrics_handler),
             ("/v1/openapi.yaml", "GET", self.openapi),
             ("/v1/caught-up", "POST", self._admin_handler(AdminAction.CAUGHT_UP)),
-            ("/v1/fence", "POST", self._admin_handler(AdminAction.FENCE)),
-            ("/v1/unfence", "POST", self._admin_handler(AdminAction.UNFENCE)),
+            ("/v1/fence", "POST", self._fence_handler(True)),
+            ("/v1/unfence", "POST", self._fence_handler(False)),
         ]
         for path, method, handler in routes:
             # The method's own route is matched first (no wrapper on the hot path); "*"
@@ -165,10 +167,36 @@ class Api:
             if denied is not None:
                 return denied
             self.runner.admin(action)
-            st = self.runner.status()  # shows the answer without handing a "yes" out
-            index = st.answer_index
-            body = {"action": action.value, "allowed": st.allowed, "reason": st.reason, "index": index}
-            return web.Response(body=_dumps(body), content_type=_JSON, headers={INDEX_HEADER: str(index)})
+            return self._admin_answer(action)
+
+        return handler
+
+    def _admin_answer(self, action: AdminAction, **extra: object) -> web.Response:
+        st = self.runner.status()  # shows the answer without handing a "yes" out
+        index = st.answer_index
+        body = {"action": action.value, "allowed": st.allowed, "reason": st.reason, "index": index, **extra}
+        return web.Response(body=_dumps(body), content_type=_JSON, headers={INDEX_HEADER: str(index)})
+
+    def _fence_handler(self, fence: bool) -> Handler:
+        """fence: this replica at once, then the DC-wide key; unfence: the key first
+        (admin_fence.py)."""
+
+        async def handler(request: web.Request) -> web.Response:
+            denied = self._check_admin(request)
+            if denied is not None:
+                return denied
+            if fence:
+                self.runner.admin(AdminAction.FENCE)
+                problem = await set_dc_fence(self.runner, True)
+                extra: dict[str, object] = {"dc_wide": problem is None}
+                if problem is not None:
+                    extra["error"] = f"fenced this replica only; DC-wide fence key not written: {problem}"
+                return self._admin_answer(AdminAction.FENCE, **extra)
+            problem = await set_dc_fence(self.runner, False)
+            if problem is not None:
+                return error_response(503, f"still fenced: cannot delete the DC-wide fence key: {problem}")
+            self.runner.admin(AdminAction.UNFENCE)
+            return self._admin_answer(AdminAction.UNFENCE, dc_wide=True)
 
         return handler
 
