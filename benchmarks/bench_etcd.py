@@ -15,6 +15,12 @@ With two or more CPUs (default `--pin`), each server under test gets CPU 0 to it
 everything else runs on CPU 1: the measured replica (or etcd, all its threads) on CPU 0;
 wrk, the emulator and the other replicas on CPU 1. Both servers get the same one core,
 so the comparison stays like for like. `--no-pin` leaves scheduling to the kernel.
+
+Two readings of the p99 target are reported. At saturation: wrk's 32 connections send
+back to back, so the server's queue is always full (`met_at_saturation`). At twice etcd's
+peak rate: etcd is measured first, then the coordinator again with wrk's `delay()` pacing
+each connection so that the 32 offer at least 2x etcd's requests/s
+(`met_at_twice_etcd_rps`: achieved >= 2x etcd and p99 <= 2 ms there).
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from __future__ import annotations
 import argparse
 import base64
 import json
+import math
 import os
 import re
 import shutil
@@ -100,7 +107,17 @@ def wrk(url: str, duration: int, connections: int, threads: int, script: str | N
     return parse_wrk(proc.stdout)
 
 
-def bench_coordinator(duration: int, connections: int, threads: int, pin: bool) -> dict[str, Any]:
+def paced_script(connections: int, target_rps: float, latency_ms: float = 0.3) -> str:
+    """A wrk script whose `delay()` (whole ms, wrk's granularity) paces each connection so
+    that `connections` of them offer at least `target_rps` requests per second."""
+    delay_ms = max(0, math.floor(connections * 1000.0 / target_rps - latency_ms))
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as fh:
+        fh.write(f"function delay()\n  return {delay_ms}\nend\n")
+        return fh.name
+
+
+def bench_coordinator(duration: int, connections: int, threads: int, pin: bool,
+                      paced_rps: float | None = None) -> dict[str, Any]:
     with LoopbackCluster(3, 1) as cluster:
         api = cluster.apis["dc1-r1"]
         measured = cluster.replicas["dc1-r1"].pid
@@ -119,7 +136,12 @@ def bench_coordinator(duration: int, connections: int, threads: int, pin: bool) 
         cpu = cpu_seconds(measured)
         result = wrk(f"{api}/v1/may-write", duration, connections, threads, pin=pin)
         cpu = cpu_seconds(measured) - cpu
-        return {**result, "load_avg_1m_before": load, "server_cpu_s": round(cpu, 2), "pinned": pin}
+        out = {**result, "load_avg_1m_before": load, "server_cpu_s": round(cpu, 2), "pinned": pin}
+        if paced_rps:
+            script = paced_script(connections, paced_rps)
+            paced = wrk(f"{api}/v1/may-write", duration, connections, threads, script, pin)
+            out["paced"] = {**paced, "offered_at_least_rps": round(paced_rps, 1)}
+        return out
 
 
 def bench_etcd(duration: int, connections: int, threads: int, pin: bool) -> dict[str, Any]:
@@ -185,14 +207,20 @@ def main() -> int:
         if shutil.which(tool) is None:
             print(f"{tool} not found (Debian packages: wrk, etcd-server)", file=sys.stderr)
             return 3
-    coord = bench_coordinator(args.duration, args.connections, args.threads, pin)
     etcd = bench_etcd(args.duration, args.connections, args.threads, pin)
+    twice = 2 * etcd["rps"] if etcd["rps"] else None
+    coord = bench_coordinator(args.duration, args.connections, args.threads, pin, paced_rps=twice)
     ratio = round(coord["rps"] / etcd["rps"], 2) if coord["rps"] and etcd["rps"] else None
+    paced = coord.get("paced") or {}
+    paced_ok = bool(twice and paced.get("rps") and paced["rps"] >= twice
+                    and paced.get("p99_ms") is not None and paced["p99_ms"] <= 2.0)
     result = {
         "tool": f"wrk -t{args.threads} -c{args.connections} -d{args.duration}s --latency",
         "coordinator_may_write": coord, "etcd_serializable_range": etcd, "rps_ratio": ratio,
         "target": "ratio >= 2 and coordinator p99 <= 2 ms",
-        "met": bool(ratio and ratio >= 2 and coord["p99_ms"] is not None and coord["p99_ms"] <= 2.0),
+        "met_at_saturation": bool(ratio and ratio >= 2 and coord["p99_ms"] is not None
+                                  and coord["p99_ms"] <= 2.0),
+        "met_at_twice_etcd_rps": paced_ok,
     }
     print(json.dumps(result, indent=2))
     merge(args.out, {"may_write_vs_etcd": result})
