@@ -42,6 +42,9 @@ class GlobalLocks:
     def drive(self, now: float, identity: str | None, dc_valid_until: float | None) -> list[Command]:
         """One step: `identity` is "<dc>/<replica>/<session>" while we lead our DC, else None;
         `dc_valid_until` is when our DC's may-write "yes" ends (None: it says no now)."""
+        if not self.locks:  # nothing to drive (most topologies): only track the identity
+            self.identity = identity
+            return []
         cmds: list[Command] = []
         if identity != self.identity:
             cmds += self.stop(now) if identity is None else self.begin(now, identity)
@@ -73,9 +76,13 @@ class GlobalLocks:
         return out
 
     def next_deadline(self) -> float | None:
-        times = [t for lock in self.locks.values() if (t := lock.next_deadline()) is not None]
-        finite = [t for t in times if math.isfinite(t)]
-        return min(finite) if finite else None
+        """The earliest finite deadline of any lock (None: none). Asked after every step."""
+        best: float | None = None
+        for lock in self.locks.values():
+            t = lock.next_deadline()
+            if t is not None and math.isfinite(t) and (best is None or t < best):
+                best = t
+        return best
 
     def handle(self, pending: Pending, result: Result, now: float) -> list[Command]:
         name = pending.kind[len("global.") : pending.kind.rfind(".")]

@@ -175,7 +175,9 @@ class ReplicaCore(Reconciler):
             return None
         if self.shutting_down:
             return self.stopping.next_deadline()
-        best = _earliest(None, self.election.next_deadline())
+        # Hot path (after every step): `_earliest` over the owners' deadlines, the
+        # election's first (it is already finite or None).
+        best = self.election.next_deadline()
         best = _earliest(best, self.catchup.next_deadline())
         prober = self.prober
         if prober is not None:
@@ -183,7 +185,9 @@ class ReplicaCore(Reconciler):
             best = _earliest(best, self.extras.next_deadline())
         if self.dcstate.state is not DcState.FENCED:
             best = _earliest(best, self.lease_expiry)
-        return _earliest(best, self.globals.next_deadline())
+        if self.globals.locks:
+            best = _earliest(best, self.globals.next_deadline())
+        return best
 
     def on_response(self, tag: str, result: Result, now: float) -> list[Command]:
         """Deliver a SendRequest's result: a Response or the exception the shell hit
