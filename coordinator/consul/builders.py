@@ -84,8 +84,13 @@ def _read_timeout(index: int | None, wait: float | None, timeout: float | None) 
     return None
 
 
+_COMPACT = json.JSONEncoder(separators=(",", ":"))
+"""``json.dumps(obj, separators=(",", ":"))``'s encoder, built once (json.dumps builds a
+new one per call when given options)."""
+
+
 def _json(obj: Any) -> bytes:
-    return json.dumps(obj, separators=(",", ":")).encode()
+    return _COMPACT.encode(obj).encode()
 
 
 # --- KV -----------------------------------------------------------------------------------

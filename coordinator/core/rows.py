@@ -111,7 +111,7 @@ def encode_row(row: Row) -> bytes:
             for name, entry in sorted(row.reach.items())
         },
     }
-    data = json.dumps(doc, separators=(",", ":"), allow_nan=False, ensure_ascii=False).encode("utf-8")
+    data = _ROW_ENCODER.encode(doc).encode("utf-8")
     if len(data) > MAX_ROW_BYTES:
         raise RowError("row larger than Consul's 512 KiB value limit")
     return data
@@ -128,6 +128,13 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
             raise RowError(f"duplicate key {key!r}")
         out[key] = value
     return out
+
+
+_ROW_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False, ensure_ascii=False)
+"""What ``json.dumps(doc, separators=(",", ":"), allow_nan=False, ensure_ascii=False)``
+uses, built once (json.dumps builds a new encoder per call when given options)."""
+_ROW_DECODER = json.JSONDecoder(parse_constant=_no_constants, object_pairs_hook=_no_duplicates)
+"""What ``json.loads(text, parse_constant=..., object_pairs_hook=...)`` uses, built once."""
 
 
 def _exact_fields(obj: object, fields: frozenset[str], what: str) -> dict[str, Any]:
@@ -168,7 +175,9 @@ def _decode_row(data: bytes) -> Row:
         raise RowError("row larger than Consul's 512 KiB value limit")
     try:
         text = bytes(data).decode("utf-8")
-        doc = json.loads(text, parse_constant=_no_constants, object_pairs_hook=_no_duplicates)
+        if text.startswith("\ufeff"):  # what json.loads says before decoding
+            raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", text, 0)
+        doc = _ROW_DECODER.decode(text)
     except RowError:
         raise
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
