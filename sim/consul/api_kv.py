@@ -11,7 +11,17 @@ from urllib.parse import urlencode
 from sim.consul import render
 from sim.consul.durations import NumError, go_quote, parse_uint64
 from sim.consul.errors import ConsulError
-from sim.consul.http_types import Outcome, Reply, Request, Watch, ci_get, json_reply, text_reply
+from sim.consul.http_types import (
+    COMPACT,
+    Outcome,
+    Reply,
+    Request,
+    Watch,
+    ci_get,
+    json_reply,
+    json_reply_body,
+    text_reply,
+)
 from sim.consul.kv import KVEntry
 from sim.consul.txn import MAX_TXN_OPS, WRITE_VERBS, TxnOp
 
@@ -95,9 +105,29 @@ def _get(call: Call, key: str) -> Outcome:
                 return Reply(200, {**headers, "Content-Type": "text/plain",
                                    "X-Content-Type-Options": "nosniff",
                                    "Content-Security-Policy": "sandbox"}, entry.value or b"")
-            return json_reply([render.kv_entry(entry)], headers=headers)
+            return json_reply_body(_entry_body(entry), headers)
         return index, build
     return call.blocking(compute)
+
+
+_ENTRY_BODIES: dict[int, tuple[KVEntry, bytes]] = {}
+"""id(entry) -> (entry, the JSON body of a GET of that one entry). Entries are immutable
+and replaced on write, so a body is valid while its entry object lives; keeping the entry
+in the value keeps its id from being reused. Cleared when it reaches _ENTRY_BODIES_MAX."""
+_ENTRY_BODIES_MAX = 4096
+
+
+def _entry_body(entry: KVEntry) -> bytes:
+    """``json_reply([render.kv_entry(entry)])``'s body, memoised per entry object (peers
+    and the leader's watch read the same entry version many times)."""
+    hit = _ENTRY_BODIES.get(id(entry))
+    if hit is not None and hit[0] is entry:
+        return hit[1]
+    body = COMPACT.encode([render.kv_entry(entry)]).encode()
+    if len(_ENTRY_BODIES) >= _ENTRY_BODIES_MAX:
+        _ENTRY_BODIES.clear()
+    _ENTRY_BODIES[id(entry)] = (entry, body)
+    return body
 
 
 def _get_keys(call: Call, prefix: str) -> Outcome:

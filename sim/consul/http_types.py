@@ -104,15 +104,20 @@ JSON_CT = "application/json"
 TEXT_CT = "text/plain; charset=utf-8"
 
 
-_COMPACT = json.JSONEncoder(separators=(",", ":"))
+COMPACT = json.JSONEncoder(separators=(",", ":"))
 """One shared encoder: `json.dumps` with non-default separators builds a new one per call."""
 
 
 def json_reply(obj: object, status: int = 200, headers: dict[str, str] | None = None) -> Reply:
+    return json_reply_body(COMPACT.encode(obj).encode(), headers, status)
+
+
+def json_reply_body(body: bytes, headers: dict[str, str] | None = None, status: int = 200) -> Reply:
+    """`json_reply` for a body already encoded with `COMPACT` (e.g. a memoised one)."""
     hdrs = {"Content-Type": JSON_CT}
     if headers:
         hdrs.update(headers)
-    return Reply(status, hdrs, _COMPACT.encode(obj).encode())
+    return Reply(status, hdrs, body)
 
 
 def text_reply(status: int, text: str, headers: dict[str, str] | None = None) -> Reply:
