@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING
 
 from coordinator.consul.errors import ConsulTimeout
@@ -135,21 +136,27 @@ class ReplicaHost:
     # -- driving the core ------------------------------------------------------------------
 
     def _invoke(self, step: Step) -> None:
+        """Run `step` on the core now (queued while PAUSED, dropped while DOWN), then
+        `_stepped`. `_on_timer` and `_result` inline this for their own step."""
         if self.mode == self.DOWN or self.core is None:
             return
         if self.mode == self.PAUSED:
             self._pending.append(step)
             return
-        commands = step(self.core, self.local())
+        self._stepped(step(self.core, self.local()))
+
+    def _stepped(self, commands: list[Command]) -> None:
+        """After a core step: execute its commands, re-arm the timer, observe the answer."""
         for command in commands:
             self._execute(command)
         self._rearm()
         self.world.observe(self)
 
     def _rearm(self) -> None:
-        if self.core is None or self.mode == self.DOWN:
+        core = self.core
+        if core is None or self.mode == self.DOWN:
             return
-        deadline = self.core.next_deadline()
+        deadline = core.next_deadline()
         at = None
         if deadline is not None:
             # Round up so that the local clock has really reached the deadline when it fires;
@@ -164,9 +171,10 @@ class ReplicaHost:
 
     def _on_timer(self) -> None:
         self._timer, self._timer_at = None, None
-        if self.mode == self.PAUSED:
+        core = self.core
+        if self.mode != self.RUNNING or core is None:  # `_invoke` of core.on_timer, inlined
             return
-        self._invoke(lambda core, now: core.on_timer(now))
+        self._stepped(core.on_timer(self.local()))
 
     def _execute(self, command: Command) -> None:
         if isinstance(command, SendRequest):
@@ -181,7 +189,7 @@ class ReplicaHost:
 
     def _send(self, tag: str, request: Request) -> None:
         timeout = DEFAULT_TIMEOUT if request.timeout is None else request.timeout
-        call = self.fabric.call(self.dc, request, lambda resp: self._result(tag, resp))
+        call = self.fabric.call(self.dc, request, partial(self._result, tag))
         timer = self.queue.after(timeout / self.rate, self._timed_out, tag, timeout, request)
         self._inflight[tag] = (call, timer)
 
@@ -195,7 +203,11 @@ class ReplicaHost:
             return
         entry[0].cancel()
         entry[1].cancel()
-        self._invoke(lambda core, now: core.on_response(tag, result, now))
+        core = self.core
+        if self.mode == self.RUNNING and core is not None:  # `_invoke`, inlined
+            self._stepped(core.on_response(tag, result, self.local()))
+        else:
+            self._invoke(lambda core, now: core.on_response(tag, result, now))
 
     def _run_hook(self, hook: RunHook) -> None:
         mode = self.world.hook_failure.get(self.dc)
