@@ -107,12 +107,14 @@ def wrk(url: str, duration: int, connections: int, threads: int, script: str | N
     return parse_wrk(proc.stdout)
 
 
-def paced_script(connections: int, target_rps: float, latency_ms: float = 0.3) -> str:
-    """A wrk script whose `delay()` (whole ms, wrk's granularity) paces each connection so
-    that `connections` of them offer at least `target_rps` requests per second."""
-    delay_ms = max(0, math.floor(connections * 1000.0 / target_rps - latency_ms))
+def paced_script(connections: int, target_rps: float, latency_ms: float = 0.5) -> str:
+    """A wrk script whose `delay()` paces each connection so that `connections` of them
+    offer at least `target_rps` requests per second. wrk's delay is in whole ms; a fixed
+    delay would keep the connections in step (bursts of `connections` requests at once),
+    so each delay is drawn uniformly from {d-1, d, d+1} (mean d)."""
+    mean = max(1, math.floor(connections * 1000.0 / target_rps - latency_ms))
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as fh:
-        fh.write(f"function delay()\n  return {delay_ms}\nend\n")
+        fh.write(f"function delay()\n  return math.random({mean - 1}, {mean + 1})\nend\n")
         return fh.name
 
 
