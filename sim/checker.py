@@ -28,6 +28,10 @@ Safety invariants (checked while faults are active):
   and its end in virtual time; sim/world/global_invariants.py ONE_HOLDER);
 - ``global-terms-increase``: each new tenure of a global lock has a strictly greater term
   than every earlier one (TERMS_INCREASE: the term is the fencing token).
+- ``admin-fence-holds``: once a DC's admin-fence key is applied (``admin-fence`` event,
+  sim/world/operator.py), no running replica of that DC is writable later than
+  ``admin_bound = stretch(2 x probe_interval + probe_timeout)`` after it (the leader's
+  next round reads the key), until the key is deleted; whoever leads the DC meanwhile.
 
 Liveness invariants:
 
@@ -61,6 +65,7 @@ __all__ = [
 SAFETY_INVARIANTS = (
     "one-writable-per-dc", "witness-never-writable", "quorum-rule", "fenced-before-takeover",
     "token-monotonic", "resource-stale-write", "global-one-holder", "global-terms-increase",
+    "admin-fence-holds",
 )
 LIVENESS_INVARIANTS = ("majority-never-fenced", "liveness-writable")
 
@@ -130,6 +135,9 @@ class Checker:
         self.violations: list[Violation] = []
         self.now = 0.0
         self.global_locks = GlobalLockWatch()
+        self.admin_bound = stretch(2 * timers.probe_interval + timers.probe_timeout, timers)
+        self.admin_fenced: dict[str, float] = {}
+        """DC -> when its admin-fence key was applied (while it exists)."""
 
     # -- feeding ---------------------------------------------------------------------------
 
@@ -142,7 +150,7 @@ class Checker:
             deadline = self.next_deadline()
         found += self.advance(t)
         kind = event["kind"]
-        handler = getattr(self, "_on_" + kind, None)
+        handler = getattr(self, "_on_" + kind.replace("-", "_"), None)
         if handler is not None:
             found += handler(event)
         return found
@@ -154,6 +162,7 @@ class Checker:
         for name, dc in self.dcs.items():
             if dc.writable:
                 found += self._check_quorum(name, dc)
+                found += self._check_admin_fence(name, dc)
         found += self._check_liveness()
         return found
 
@@ -170,6 +179,8 @@ class Checker:
                 times.append(loss.lost_live_since + self.grace_live)
             if loss.cut_from_side_since is not None:
                 times.append(loss.cut_from_side_since + self.takeover_real)
+            if name in self.admin_fenced:
+                times.append(self.admin_fenced[name] + self.admin_bound)
         if self.quiet_at is not None:
             times.append(self.quiet_at + self.liveness_bound)
         future = [x for x in times if x > self.now]
@@ -198,6 +209,7 @@ class Checker:
             if self.quiet_at is not None and dc.first_writable_after_quiet is None:
                 dc.first_writable_after_quiet = self.now
             found += self._check_quorum(name, dc)
+            found += self._check_admin_fence(name, dc)
         else:
             if replica in dc.writable and self.config_writable is not None and name in self.config_writable:
                 found += self._report(
@@ -255,6 +267,27 @@ class Checker:
             None if term is None else int(term), None if until is None else float(until),
         )
         return [self._violate(_GLOBAL_RULES[rule], str(event["dc"]), detail) for rule, detail in broken]
+
+    def _on_admin_fence(self, event: Event) -> list[Violation]:
+        name = str(event["dc"])
+        if event.get("on"):
+            self.admin_fenced.setdefault(name, self.now)
+        else:
+            self.admin_fenced.pop(name, None)
+            self.dcs[name].reported.discard("admin-fence-holds")
+        return []
+
+    def _check_admin_fence(self, name: str, dc: _Dc) -> list[Violation]:
+        since = self.admin_fenced.get(name)
+        if since is None or self.now < since + self.admin_bound:
+            return []
+        running = sorted(dc.writable - self.truth.stopped[name])
+        if not running:
+            return []
+        return self._report(
+            "admin-fence-holds", name,
+            f"{name}/{running[0]} writable {self.now - since:.3f}s after the admin-fence key was applied",
+        )
 
     def _on_quiet(self, event: Event) -> list[Violation]:
         self.quiet_at = self.now

@@ -125,3 +125,22 @@ def test_global_belief_that_ran_out_does_not_count_but_an_extension_does() -> No
 def test_global_terms_must_increase_across_tenures() -> None:
     events = [META, glob_(1, "dc1-1#0", 4, 3.0), glob_(5, "dc2-1#0", 4, 9.0, "dc2")]
     assert names(check_history(events)) == ["global-terms-increase"]
+
+
+def fence_key(t: float, on: bool) -> dict[str, Any]:
+    return {"t": t, "kind": "admin-fence", "dc": "dc1", "on": on, "replica": "dc1-2"}
+
+
+def test_admin_fenced_dc_must_stop_saying_yes_within_a_round() -> None:
+    bound = Checker(META).admin_bound
+    writable = rep(1, "dc1", "dc1-1", True, 3)
+    in_time = [META, writable, fence_key(10, True), rep(10 + bound * 0.9, "dc1", "dc1-1", False)]
+    assert check_history(in_time) == []
+    too_late = [META, writable, fence_key(10, True), rep(10 + bound * 1.1, "dc1", "dc1-1", False)]
+    found = check_history(too_late)
+    assert names(found) == ["admin-fence-holds"] and abs(found[0].t - (10 + bound)) < 1e-6
+    # a new leader saying yes while the key exists is caught too; after the delete it may
+    new_leader = [META, fence_key(10, True), rep(20, "dc1", "dc1-2", True, 9)]
+    assert names(check_history(new_leader)) == ["admin-fence-holds"]
+    lifted = [META, fence_key(10, True), fence_key(15, False), rep(20, "dc1", "dc1-2", True, 9)]
+    assert check_history(lifted) == []

@@ -179,3 +179,17 @@ def test_global_lock_scenario_records_holders_and_hands_over_with_higher_terms()
     assert len(set(terms)) >= 2, "the partition moves the lock at least once"
     assert terms == sorted(terms)
     assert not [v for v in result.violations if v.invariant.startswith("global-")]
+
+
+def test_admin_fence_through_the_follower_survives_the_leaders_crash() -> None:
+    result = run("admin-fence-failover")
+    h = result.history
+    assert not [v for v in result.violations if v.invariant in SAFETY_INVARIANTS]
+    applied = [float(e["t"]) for e in h if e["kind"] == "admin-fence" and e["on"]]  # type: ignore[arg-type]
+    assert applied and 30.0 <= applied[0] < 31.0
+    assert _writable(h, "dc1", 29.0)
+    assert not any(_writable(h, "dc1", t) for t in (32.0, 45.0, 70.0, 89.0)), "fenced through the fail-over"
+    leaders = {e["replica"] for e in h if e["kind"] == "replica" and e["dc"] == "dc1"
+               and e.get("role") == "leader" and 30.0 < float(e["t"]) < 90.0}  # type: ignore[arg-type]
+    assert len(leaders) == 2, "both replicas led dc1 while it was fenced"
+    assert _writable(h, "dc1", 150.0), "writable again after the unfence"

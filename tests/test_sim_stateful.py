@@ -60,6 +60,10 @@ class WorldMachine(RuleBasedStateMachine):
     def pause(self, site: str, replica: str, duration: float) -> None:
         self.fault(FaultSpec("pause", self.t, duration, dcs=(site,), replica=replica))
 
+    @rule(site=dc, replica=which, duration=st.floats(1.0, 40.0))
+    def admin_fence(self, site: str, replica: str, duration: float) -> None:
+        self.fault(FaultSpec("admin-fence", self.t, duration, dcs=(site,), replica=replica))
+
     @rule(site=dc, duration=st.floats(1.0, 20.0))
     def consul_leader_loss(self, site: str, duration: float) -> None:
         self.fault(FaultSpec("leader-loss", self.t, duration, dcs=(site,)))

@@ -10,7 +10,8 @@ Kinds (see docs/simulation.md for the YAML form):
   the bridge DC), flap (a, b; period; oneway), delay (a, b or dc; delay), loss (a, b or dc;
   loss), crash (dc, replica; restart after duration), pause (dc, replica; duration),
   leader-loss (dc: its Consul loses its Raft leader), drift (dc, replica; rate),
-  hook-failure (dc; mode fail | hang).
+  hook-failure (dc; mode fail | hang), admin-fence (dc, replica: an operator's
+  `POST /v1/fence` on that replica; `POST /v1/unfence` on it when the fault ends).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from sim.world.network import Link, Network
 
 LINK_KINDS = ("cut", "isolate", "partition", "ring", "bridge", "flap", "delay", "loss")
 REPLICA_KINDS = ("crash", "pause", "drift")
-DC_KINDS = ("leader-loss", "hook-failure")
+DC_KINDS = ("leader-loss", "hook-failure", "admin-fence")
 KINDS = (*LINK_KINDS, *REPLICA_KINDS, *DC_KINDS)
 HOOK_MODES = ("fail", "hang")
 
@@ -40,7 +41,8 @@ class FaultSpec:
     """partition: the sides; bridge: the two sides the bridge DC joins."""
     oneway: bool = False
     replica: str = "leader"
-    """crash/pause/drift target: a replica id, or 'leader' / 'follower' resolved at start."""
+    """crash/pause/drift/admin-fence target: a replica id, or 'leader' / 'follower' resolved
+    at start."""
     delay: float = 0.0
     loss: float = 0.0
     period: float = 2.0
@@ -66,6 +68,7 @@ class FaultSpec:
             "drift": lambda: f"{self.dcs[0]}/{self.replica} rate {self.rate:g}",
             "leader-loss": lambda: f"{self.dcs[0]} Consul",
             "hook-failure": lambda: f"{self.dcs[0]} hooks {self.mode}",
+            "admin-fence": lambda: f"{self.dcs[0]} via {self.replica}",
         }[self.kind]()
         return f"{self.kind} {where}{span}"
 
@@ -85,6 +88,7 @@ class FaultHost(Protocol):
     def set_rate(self, dc: str, replica: str, rate: float) -> None: ...
     def set_consul_leader(self, dc: str, up: bool) -> None: ...
     def set_hook_failure(self, dc: str, mode: str | None) -> None: ...
+    def admin_fence(self, dc: str, replica: str, on: bool) -> None: ...
     def start_flap(self, fault_id: int, links: list[Link], period: float) -> None: ...
 
 
@@ -163,6 +167,9 @@ def start(host: FaultHost, fault_id: int, spec: FaultSpec) -> ActiveFault:
         host.set_consul_leader(spec.dcs[0], False)
     elif kind == "hook-failure":
         host.set_hook_failure(spec.dcs[0], spec.mode)
+    elif kind == "admin-fence":
+        active.replica = host.resolve_replica(spec.dcs[0], spec.replica)
+        host.admin_fence(spec.dcs[0], active.replica, True)
     return active
 
 
@@ -182,3 +189,5 @@ def end(host: FaultHost, active: ActiveFault) -> None:
         host.set_consul_leader(spec.dcs[0], True)
     elif kind == "hook-failure":
         host.set_hook_failure(spec.dcs[0], None)
+    elif kind == "admin-fence" and active.replica is not None:
+        host.admin_fence(spec.dcs[0], active.replica, False)

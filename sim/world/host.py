@@ -23,7 +23,15 @@ from typing import TYPE_CHECKING
 
 from coordinator.consul.errors import ConsulTimeout
 from coordinator.consul.sansio import Request, Response
-from coordinator.core.protocol import CancelRequest, Command, HookResult, MayWriteAnswer, RunHook, SendRequest
+from coordinator.core.protocol import (
+    AdminAction,
+    CancelRequest,
+    Command,
+    HookResult,
+    MayWriteAnswer,
+    RunHook,
+    SendRequest,
+)
 from coordinator.core.replica import ReplicaCore
 from coordinator.core.topology import Topology
 from sim.world.clock import EventQueue, Timer
@@ -132,6 +140,11 @@ class ReplicaHost:
             self._invoke(step)
         self._on_timer()
         self.world.observe(self)
+
+    def admin(self, action: AdminAction) -> None:
+        """An admin call (`POST /v1/fence` ...) on this replica: queued while paused, lost
+        while down, like an HTTP call to a stopped or dead process."""
+        self._invoke(lambda core, now: core.on_admin(action, now))
 
     # -- driving the core ------------------------------------------------------------------
 

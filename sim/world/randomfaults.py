@@ -15,7 +15,7 @@ from sim.world.faults import FaultSpec
 WEIGHTS: tuple[tuple[str, int], ...] = (
     ("cut", 4), ("oneway", 2), ("isolate", 4), ("partition", 2), ("ring", 1), ("bridge", 1),
     ("flap", 2), ("delay", 2), ("loss", 2), ("crash", 3), ("pause", 3), ("leader-loss", 2),
-    ("drift", 1), ("hook-failure", 1),
+    ("drift", 1), ("hook-failure", 1), ("admin-fence", 1),
 )
 
 
@@ -41,7 +41,7 @@ def one_fault(
         if roll < 0:
             kind = name
             break
-    if len(dcs) < 2 and kind not in ("crash", "pause", "leader-loss", "drift", "hook-failure"):
+    if len(dcs) < 2 and kind not in ("crash", "pause", "leader-loss", "drift", "hook-failure", "admin-fence"):
         return None
     if kind in ("cut", "oneway"):
         return FaultSpec("cut", at, duration, dcs=_pick_two(rng, dcs), oneway=kind == "oneway")
@@ -86,6 +86,8 @@ def one_fault(
                          rate=1.0 + rng.uniform(-max_drift, max_drift))
     if kind == "leader-loss":
         return FaultSpec("leader-loss", at, min(duration, rng.uniform(1.0, 20.0)), dcs=(dc,))
+    if kind == "admin-fence":
+        return FaultSpec("admin-fence", at, duration, dcs=(dc,), replica=which)
     return FaultSpec("hook-failure", at, duration, dcs=(dc,), mode=rng.choice(("fail", "hang")))
 
 

@@ -26,6 +26,7 @@ from coordinator.core.topology import Topology
 from sim.checker import Checker, Violation
 from sim.history import Event, meta_event
 from sim.world import faults as fault_ops
+from sim.world import operator
 from sim.world.clock import EventQueue, Timer
 from sim.world.fabric import LOCAL_HOP, Fabric
 from sim.world.faults import ActiveFault, FaultSpec
@@ -273,6 +274,9 @@ class World:
             return
         self.fabric.set_leader(dc, up)
         self.emit({"t": self.queue.now, "kind": "consul", "dc": dc, "leader": up})
+
+    def admin_fence(self, dc: str, replica: str, on: bool) -> None:
+        operator.admin_fence(self, dc, replica, on)
 
     def set_hook_failure(self, dc: str, mode: str | None) -> None:
         if mode is None:
