@@ -138,7 +138,8 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def _lazy_adder(module: str, adder: str) -> Callable[[argparse.ArgumentParser], None] | None:
-    """`module.adder` when the module exists (it may not have landed yet), else None."""
+    """`module.adder`, imported only when the CLI is built (keeps `coordinator run` from
+    importing what only other subcommands need); None when it cannot be loaded."""
     try:
         mod = importlib.import_module(module)
     except ImportError:
@@ -151,8 +152,8 @@ def _lazy_main(module: str, main: str) -> Callable[[argparse.Namespace], int]:
     def run(args: argparse.Namespace) -> int:
         try:
             fn = getattr(importlib.import_module(module), main)
-        except (ImportError, AttributeError):
-            return _fail(f"'{args.command}' is not available yet")
+        except (ImportError, AttributeError) as exc:
+            return _fail(f"cannot load '{args.command}' ({module}): {exc} (a broken installation?)")
         return int(fn(args))
 
     return run

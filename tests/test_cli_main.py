@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import json
 import subprocess
 import sys
@@ -225,11 +224,3 @@ def test_consul_token_never_printed_on_startup_failure() -> None:
     )
     assert proc.returncode != 0
     assert secret not in proc.stderr and secret not in proc.stdout
-
-
-@pytest.mark.parametrize("name", ["exec", "demo"])
-def test_lazy_subcommands(name: str, capsys: pytest.CaptureFixture[str]) -> None:
-    if importlib.util.find_spec(f"coordinator.{name}") is not None:
-        pytest.skip(f"coordinator.{name} exists: its own tests cover it")
-    assert main([name]) == 2
-    assert "not available yet" in capsys.readouterr().err
