@@ -628,6 +628,30 @@ def test_txn_success(c: consul.Consul) -> None:
         c.session.destroy(sid)
 
 
+def test_txn_get_tree_reads_a_key_in_the_same_snapshot_or_nothing(c: consul.Consul) -> None:
+    """The coordinator's round txn: check-session + set + get-tree of one key. A missing key
+    adds no result (the txn still applies); a present one adds it with its value."""
+    lock, row, fence = key("rl"), key("rr"), key("rf")
+    sid = new_session(c)
+    try:
+        assert c.kv.put(lock, "", acquire=sid) is True
+        ops = [
+            {"KV": {"Verb": "check-session", "Key": lock, "Session": sid}},
+            {"KV": {"Verb": "set", "Key": row, "Value": b64(b"row")}},
+            {"KV": {"Verb": "get-tree", "Key": fence}},
+        ]
+        res = c.txn.put(ops)
+        assert res["Errors"] is None
+        assert [r["KV"]["Key"] for r in res["Results"]] == [lock, row]
+        assert all(r["KV"]["Value"] is None for r in res["Results"])
+        assert c.kv.put(fence, "on") is True
+        res = c.txn.put(ops)
+        assert [r["KV"]["Key"] for r in res["Results"]] == [lock, row, fence]
+        assert base64.b64decode(res["Results"][2]["KV"]["Value"]) == b"on"
+    finally:
+        c.session.destroy(sid)
+
+
 def _txn_conflict(exc: ClientError) -> dict[str, Any]:
     text = str(exc)
     assert text.startswith("409 "), text
