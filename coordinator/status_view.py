@@ -158,6 +158,9 @@ def render_status(status: Mapping[str, Any]) -> str:
     quorum = _get(status, "quorum")
     members = _get(quorum, "members") if isinstance(quorum, Mapping) else quorum
     flags = [name for name in ("admin_fenced", "witness") if _get(status, name) is True]
+    sources = _get(status, "admin_fence")
+    if "admin_fenced" in flags and isinstance(sources, list | tuple) and sources:
+        flags[0] = f"admin_fenced({','.join(str(x) for x in sources)})"
     head = [
         f"cluster {_text(_get(status, 'cluster'))}  dc {_text(_get(status, 'dc'))}  "
         f"replica {_text(_get(status, 'replica_id'))}  role {_text(_get(status, 'role'))}  "

@@ -23,6 +23,8 @@ from coordinator.consul.errors import ConsulUnreachable
 from coordinator.consul.sansio import Request, Response
 from coordinator.core.dcstate import DcState
 from coordinator.core.protocol import AdminAction, Reason
+from coordinator.daemon.jsonable import to_jsonable
+from coordinator.status_view import render_status
 
 KEY = "coordinator/c1/dc/dc1/admin-fence"
 API_KEY = "coordinator/demo/dc/dc1/admin-fence"
@@ -81,11 +83,16 @@ def test_own_fence_outlives_the_key_and_the_key_outlives_own_unfence() -> None:
     d.to_writable(token=42)
     d.feed(d.core.on_admin(AdminAction.FENCE, d.now))
     d.next_round(3, txn=with_key())
+    assert d.core.status(d.now).admin_fence == ("local", "dc-wide")
     d.next_round(4)  # key gone, own fence still on
     assert d.core.may_write(d.now).reason is Reason.FENCED_BY_ADMIN
+    assert d.core.status(d.now).admin_fence == ("local",)
     d.next_round(5, txn=with_key())
     d.feed(d.core.on_admin(AdminAction.UNFENCE, d.now))  # own fence off, key still there
     assert d.core.may_write(d.now).reason is Reason.FENCED_BY_ADMIN
+    status = d.core.status(d.now)
+    assert status.admin_fenced and status.admin_fence == ("dc-wide",)
+    assert "[admin_fenced(dc-wide)]" in render_status(to_jsonable(status))
     d.next_round(6)
     d.next_round(7)
     assert d.core.state is DcState.CATCHING_UP

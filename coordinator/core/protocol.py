@@ -179,3 +179,6 @@ class StatusSnapshot:
     """Configured and derived timers."""
     transitions: tuple[TransitionRecord, ...]
     """The last ~50 DC state changes, oldest first."""
+    admin_fence: tuple[str, ...] = ()
+    """What keeps the admin fence on: "local" (`POST /v1/fence` on this replica) and/or
+    "dc-wide" (the DC's admin-fence key, as this replica's latest applied round read it)."""

@@ -78,4 +78,7 @@ def build_status(core: ReplicaCore, now: float) -> StatusSnapshot:
             TransitionRecord(t.at, t.from_state.value, t.to_state.value, t.reason)
             for t in core.dcstate.history
         ),
+        admin_fence=tuple(
+            source for source, on in (("local", core.admin_local), ("dc-wide", core.admin_dc_wide)) if on
+        ),
     )
