@@ -13,38 +13,23 @@ Contract:
   a round has read the key gone, and becomes writable only through a quorum-confirming
   round and catch-up, never at once.
 
-The key is written and deleted with the daemon's own Consul client (this module is a
-shell: the core only reads the key).
+The requests and the reading of their answers are coordinator.core.admin_fence's (shared
+with the simulator); this shell only sends them with the daemon's Consul client, whose
+own timeout (`WRITE_TIMEOUT`) bounds the call.
 """
 
 from __future__ import annotations
 
-import asyncio
-import json
-
-from coordinator.consul import sansio as c
 from coordinator.consul.errors import ConsulError
-from coordinator.core.plumbing import Keys
+from coordinator.core.admin_fence import key_outcome, key_request
 from coordinator.daemon.runner import Runner
-
-WRITE_TIMEOUT = 5.0
-"""Seconds for the key's write or delete (client timeout; the call never waits longer)."""
 
 
 async def set_dc_fence(runner: Runner, present: bool) -> str | None:
     """Writes (`present`) or deletes the DC's admin-fence key; None when done, else why not."""
     status = runner.status()
-    key = Keys(status.cluster, status.dc).admin_fence
-    if present:
-        body = json.dumps({"fenced_by": status.replica_id}).encode()
-        req = c.kv_put(key, body, timeout=WRITE_TIMEOUT)
-    else:
-        req = c.kv_delete(key, timeout=WRITE_TIMEOUT)
+    req = key_request(status.cluster, status.dc, status.replica_id, present)
     try:
-        resp = await asyncio.wait_for(runner.consul.send(req), WRITE_TIMEOUT + 1.0)
-        done = c.parse_kv_put(resp) if present else c.parse_kv_delete(resp)
+        return key_outcome(present, await runner.consul.send(req))
     except ConsulError as exc:
-        return f"{type(exc).__name__}: {exc}"
-    except TimeoutError:
-        return f"no answer from Consul within {WRITE_TIMEOUT:g}s"
-    return None if done else "Consul did not apply the write"
+        return key_outcome(present, exc)
