@@ -157,9 +157,13 @@ class Reconciler:
         self.admin_dc_wide = present
         if present:
             return self._fence(now, Reason.FENCED_BY_ADMIN, admin=True)
-        if not self.admin_local:
-            self.dcstate.fire(DcEvent.ADMIN_UNFENCE, now)
+        self._lift_admin_fence_if_unsourced(now)
         return []
+
+    def _lift_admin_fence_if_unsourced(self, now: float) -> None:
+        """Lifts the admin fence once neither source (own call, DC-wide key) holds it."""
+        if not (self.admin_local or self.admin_dc_wide):
+            self.dcstate.fire(DcEvent.ADMIN_UNFENCE, now)
 
     def _use_round(self, outcome: RoundOutcome, now: float) -> list[Command]:
         if outcome.txn_ok:

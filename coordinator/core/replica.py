@@ -307,8 +307,7 @@ class ReplicaCore(Reconciler):
         """Drops this replica's own fence; a DC-wide key still present keeps the DC fenced
         until a round reads it gone (the API deletes the key before unfencing)."""
         self.admin_local = False
-        if not self.admin_dc_wide:
-            self.dcstate.fire(DcEvent.ADMIN_UNFENCE, now)
+        self._lift_admin_fence_if_unsourced(now)
         return []
 
     def _admin_caught_up(self) -> list[Command]:
