@@ -165,6 +165,19 @@ class World:
                     if left <= 0 and self.writable(other):
                         self.violations.append(f"{self.now:.2f}: {other} writable after {dc} may take over")
 
+    def spy_sends(self, core: ReplicaCore) -> list[tuple[float, str]]:
+        """Records (time, tag) of every request `core` sends from now on."""
+        log: list[tuple[float, str]] = []
+        send = self.send
+
+        def spying(c: ReplicaCore, tag: str, req: Request) -> None:
+            if c is core:
+                log.append((self.now, tag))
+            send(c, tag, req)
+
+        self.send = spying  # type: ignore[method-assign]
+        return log
+
     def leader(self, dc: str) -> ReplicaCore | None:
         leaders = [c for c in self.cores[dc] if self.alive(c) and c.election.is_leader]
         return leaders[0] if len(leaders) == 1 else None

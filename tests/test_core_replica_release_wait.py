@@ -12,7 +12,6 @@ import math
 
 from test_core_replica_e2e import World, topology
 
-from coordinator.consul.sansio import Request
 from coordinator.core.protocol import AdminAction, SendRequest
 from coordinator.core.replica import ReplicaCore
 from coordinator.daemon.runner import MIN_SHUTDOWN_GRACE, shutdown_grace
@@ -23,19 +22,6 @@ class QuietWorld(World):
 
     def check_safety(self) -> None:
         pass
-
-
-def _spy(w: World, core: ReplicaCore) -> list[tuple[float, str]]:
-    log: list[tuple[float, str]] = []
-    send = w.send
-
-    def spying(c: ReplicaCore, tag: str, req: Request) -> None:
-        if c is core:
-            log.append((w.now, tag))
-        send(c, tag, req)
-
-    w.send = spying  # type: ignore[method-assign,assignment]
-    return log
 
 
 def _leader(w: World, dc: str) -> ReplicaCore:
@@ -66,7 +52,7 @@ def test_shutdown_keeps_the_dc_key_until_the_last_yes_ends_and_the_successor_say
     other = next(c for c in w.cores["dc3"] if c is not old)
     last_yes_end = old.granted_until
     assert last_yes_end > w.now + 0.5
-    log = _spy(w, old)
+    log = w.spy_sends(old)
     cmds = old.on_admin(AdminAction.SHUTDOWN, w.now)
     assert not old.may_write(w.now).allowed
     assert not [c for c in cmds if isinstance(c, SendRequest) and c.tag.startswith("lock.shutdown")]

@@ -17,7 +17,7 @@ import json
 
 from test_core_replica_e2e import DCS, World
 
-from coordinator.consul.sansio import Request, Response
+from coordinator.consul.sansio import Response
 from coordinator.core.global_register import Register, decode_register, encode_register
 from coordinator.core.globallock import GlobalLock, GlobalRole
 from coordinator.core.plumbing import Inflight
@@ -60,20 +60,6 @@ def _last_claim_send(core: ReplicaCore) -> float:
     return max(sends)
 
 
-def _spy(w: World, core: ReplicaCore) -> list[tuple[float, str]]:
-    """Record (time, tag) of every request `core` sends from now on."""
-    log: list[tuple[float, str]] = []
-    send = w.send
-
-    def spying(c: ReplicaCore, tag: str, req: Request) -> None:
-        if c is core:
-            log.append((w.now, tag))
-        send(c, tag, req)
-
-    w.send = spying  # type: ignore[method-assign,assignment]
-    return log
-
-
 def test_shutdown_releases_after_the_last_yes_before_giving_up_the_dc_lock_and_hands_over() -> None:
     w = World(_topology())
     old, term = _wait_holder(w, 15.0)
@@ -83,7 +69,7 @@ def test_shutdown_releases_after_the_last_yes_before_giving_up_the_dc_lock_and_h
     assert last_yes_end > w.now
     last_send = _last_claim_send(old)
     lapse_at = last_send + SPEC.lease + SPEC.margin  # earliest takeover without a release
-    log = _spy(w, old)
+    log = w.spy_sends(old)
     cmds = old.on_admin(AdminAction.SHUTDOWN, w.now)
     sends = [c.tag for c in cmds if isinstance(c, SendRequest)]
     assert not [t for t in sends if t.startswith(("global.mail.release", "lock.shutdown"))]
