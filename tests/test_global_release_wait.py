@@ -11,7 +11,7 @@ ReplicaCores in virtual time (test_core_replica_e2e's world).
 from __future__ import annotations
 
 from test_core_replica_e2e import World
-from test_global_release import SPEC, _holders, _holding_lock, _spy, _topology, _wait_holder
+from test_global_release import SPEC, _holders, _holding_lock, _topology, _wait_holder
 
 from coordinator.core.globallock import GlobalRole
 from coordinator.core.protocol import Command, SendRequest
@@ -80,7 +80,7 @@ def test_admin_release_in_the_world_hands_over_after_the_last_yes() -> None:
     w.run(1.0)
     assert _holders(w) == [(old, term)]  # the yes is handed out
     last_yes_end = old.globals.locks["mail"].granted_until
-    log = _spy(w, old)
+    log = w.spy_sends(old)
     cmds = old.release_global("mail", 0.0, w.now)
     assert not [c for c in cmds if isinstance(c, SendRequest) and c.tag.startswith("global.mail.release")]
     assert not old.globals.answer("mail", w.now).held  # type: ignore[union-attr]
