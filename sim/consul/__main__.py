@@ -2,8 +2,9 @@
 
 Serves DC number k (0-based) on port http-port+k (`--http-port 0`: free ports), prints ONE
 JSON line `{"datacenters": {"dc1": "http://127.0.0.1:18500", ...}}` (an IPv6 `--bind` is
-bracketed: `http://[::1]:18500`) once every DC answers
-HTTP, runs until SIGINT/SIGTERM and exits 0. Bad arguments: one line on stderr, exit 2.
+bracketed: `http://[::1]:18500`; `--bind localhost` serves and prints 127.0.0.1) once every
+DC answers HTTP, runs until SIGINT/SIGTERM and exits 0. Bad arguments: one line on stderr,
+exit 2; a port that cannot be served (in use): one line, exit 1.
 """
 
 from __future__ import annotations

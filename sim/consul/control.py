@@ -15,25 +15,26 @@ import json
 import time
 from typing import TYPE_CHECKING
 
-from aiohttp import ClientError, ClientTimeout, web
+from aiohttp import ClientError, ClientTimeout
+
+from sim.consul.http_types import Reply, Request, text_reply
 
 if TYPE_CHECKING:
     from sim.consul.server import DcHost, Emulator
 
 
-def _text(status: int, text: str) -> web.Response:
-    return web.Response(status=status, text=text)
+def _text(status: int, text: str) -> Reply:
+    return text_reply(status, text)
 
 
 class Control:
     def __init__(self, em: Emulator) -> None:
         self.em = em
 
-    def _json(self) -> web.Response:
-        return web.Response(status=200, body=json.dumps(self.em.state()).encode(),
-                            content_type="application/json")
+    def _json(self) -> Reply:
+        return Reply(200, {"Content-Type": "application/json"}, json.dumps(self.em.state()).encode())
 
-    async def handle(self, host: DcHost, request: web.BaseRequest) -> web.StreamResponse:
+    async def handle(self, host: DcHost, request: Request) -> Reply:
         parts = [p for p in request.path.split("/") if p][1:]
         if request.method == "GET" and parts == ["state"]:
             return self._json()
@@ -47,8 +48,8 @@ class Control:
             return self._leader(host, request)
         return _text(404, "unknown emulator control endpoint")
 
-    async def _link(self, src: str, dst: str, request: web.BaseRequest) -> web.StreamResponse:
-        state = request.query.get("state", "")
+    async def _link(self, src: str, dst: str, request: Request) -> Reply:
+        state = request.param("state") or ""
         if state not in ("up", "down"):
             return _text(400, "state must be up or down")
         em = self.em
@@ -60,7 +61,7 @@ class Control:
         em.notify_links()
         return self._json()
 
-    async def _heal(self, request: web.BaseRequest) -> web.StreamResponse:
+    async def _heal(self, request: Request) -> Reply:
         em = self.em
         em.federation.heal()
         em.notify_links()
@@ -69,16 +70,16 @@ class Control:
             host.dc.set_leader(True, time.monotonic())
             if host.dc.version != before:
                 host.notify()
-        if "local" not in request.query:
+        if not request.has("local"):
             for url in em.config.peers.values():
                 await self._relay(url, request, local=True)
         return self._json()
 
-    def _leader(self, host: DcHost, request: web.BaseRequest) -> web.StreamResponse:
-        state = request.query.get("state", "")
+    def _leader(self, host: DcHost, request: Request) -> Reply:
+        state = request.param("state") or ""
         if state not in ("up", "down"):
             return _text(400, "state must be up or down")
-        name = request.query.get("dc") or host.dc.name
+        name = request.param("dc") or host.dc.name
         target = self.em.hosts.get(name)
         if target is None:
             return _text(404, f"datacenter {name} is not in this process")
@@ -86,7 +87,7 @@ class Control:
         target.notify()
         return self._json()
 
-    async def _relay(self, base: str, request: web.BaseRequest, local: bool = False) -> web.StreamResponse:
+    async def _relay(self, base: str, request: Request, local: bool = False) -> Reply:
         client = self.em._client
         assert client is not None
         params = dict(request.query)
@@ -96,7 +97,6 @@ class Control:
             async with client.put(base + request.path, params=params,
                                   timeout=ClientTimeout(total=self.em.config.forward_timeout)) as resp:
                 body = await resp.read()
-                return web.Response(status=resp.status, body=body,
-                                    content_type=resp.content_type or "application/json")
+                return Reply(resp.status, {"Content-Type": resp.content_type or "application/json"}, body)
         except (TimeoutError, ClientError) as err:
             return _text(502, f"peer {base} unreachable: {err}")

@@ -8,6 +8,7 @@
 - `?dc=` forwarding: to an in-process DC the other DC's router runs directly (no HTTP
   hop) but link state is honoured; to a `--peer` DC a real HTTP request is made.
 - Fault control under `/_emulator/` (see `control.py`).
+- HTTP: one `listen.Listener` (granian) per DC; this module never sees the HTTP library.
 """
 
 from __future__ import annotations
@@ -18,21 +19,19 @@ import json
 import random
 import time
 from dataclasses import dataclass, field
-from typing import Any
 
-from aiohttp import ClientError, ClientSession, ClientTimeout, web
+from aiohttp import ClientError, ClientSession, ClientTimeout
 
 from sim.consul.api import DEFAULT_WAIT, MAX_WAIT, Router
 from sim.consul.durations import SECOND, DurationError, NumError, parse_duration, parse_uint64
 from sim.consul.errors import DC_UNREACHABLE, NO_DC_PATH
 from sim.consul.federation import DEFAULT_FAIL_AFTER, Federation
 from sim.consul.http_types import Block, Forward, Reply, Request, Watch, text_reply
+from sim.consul.listen import Listener
 from sim.consul.model import Datacenter, DcConfig
 from sim.consul.sessions import SessionExpiry
 
 FORWARDED_HEADERS = ("x-consul-token", "authorization", "content-type")
-MAX_BODY = 8 * 1024 * 1024
-"""aiohttp's own body cap; Consul's 512 KiB limits (with Consul's messages) apply below it."""
 
 
 @dataclass
@@ -221,50 +220,47 @@ class Emulator:
             dc = Datacenter(DcConfig(name, address=config.bind, session_expiry=config.session_expiry,
                                      rpc_hold_timeout=config.rpc_hold_timeout), rng, now)
             self.hosts[name] = DcHost(dc, Router(dc, self.federation, rng, config.acl_master_token))
-        self._servers: list[tuple[asyncio.Server, web.Server]] = []
+        self._listeners: list[Listener] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._client: ClientSession | None = None
 
     # ---- lifecycle ------------------------------------------------------------------
 
     async def start(self) -> dict[str, str]:
-        """Binds one low-level aiohttp server per DC (no router/middleware: cheaper per request)."""
+        """Serves every DC; returns {dc: url} once each answers HTTP (OSError: cannot bind)."""
         from sim.consul.control import Control
 
-        self._client = ClientSession()
+        self._client = client = ClientSession()
         control = Control(self)
-        loop = asyncio.get_running_loop()
         for k, host in enumerate(self.hosts.values()):
 
-            async def entry(request: web.BaseRequest, host: DcHost = host) -> web.StreamResponse:
-                if request.path.startswith("/_emulator/"):
-                    return await control.handle(host, request)
-                return await self.serve(host, request)
+            async def entry(req: Request, host: DcHost = host) -> Reply:
+                if req.path.startswith("/_emulator/"):
+                    return await control.handle(host, req)
+                return await self.execute(host, req)
 
-            def factory(message: Any, payload: Any, protocol: Any, writer: Any, task: Any,
-                        ) -> web.BaseRequest:
-                return web.BaseRequest(message, payload, protocol, writer, task, loop,
-                                       client_max_size=MAX_BODY)
-
-            handler = web.Server(entry, request_factory=factory, access_log=None)
             port = self.config.http_port + k if self.config.http_port else 0
-            server = await loop.create_server(handler, self.config.bind, port, reuse_address=True)
-            actual = server.sockets[0].getsockname()[1]
-            host.url = http_url(self.config.bind, actual)
-            self._servers.append((server, handler))
+            listener = Listener(self.config.bind, port, entry)
+            self._listeners.append(listener)
+
+            async def probe(listener: Listener = listener) -> bool:
+                try:
+                    url = http_url(listener.bind, listener.port) + "/v1/status/leader"
+                    async with client.get(url, timeout=ClientTimeout(total=2)) as resp:
+                        await resp.read()
+                        return resp.status == 200
+                except (TimeoutError, ClientError):
+                    return False
+
+            await listener.start(probe)
+            host.url = http_url(listener.bind, listener.port)
             self._tasks.append(asyncio.create_task(host.timer_loop()))
-        for host in self.hosts.values():
-            async with self._client.get(host.url + "/v1/status/leader") as resp:
-                await resp.read()
         return {name: host.url for name, host in self.hosts.items()}
 
     async def stop(self) -> None:
         for task in self._tasks:
             task.cancel()
-        for server, handler in self._servers:
-            server.close()
-            await handler.shutdown(1.0)
-            await server.wait_closed()
+        await asyncio.gather(*(listener.stop() for listener in self._listeners))
         if self._client is not None:
             await self._client.close()
 
@@ -273,13 +269,6 @@ class Emulator:
         self.link_changed = asyncio.Event()
 
     # ---- request path ---------------------------------------------------------------
-
-    async def serve(self, host: DcHost, request: web.BaseRequest) -> web.StreamResponse:
-        body = await request.read() if request.body_exists else b""
-        req = Request(request.method, request.path, tuple(request.rel_url.query.items()),
-                      {k.lower(): v for k, v in request.headers.items()}, body)
-        reply = await self.execute(host, req)
-        return web.Response(status=reply.status, headers=reply.headers, body=reply.body)
 
     async def execute(self, host: DcHost, req: Request) -> Reply:
         """Runs the router until it answers, honouring Block and Forward."""

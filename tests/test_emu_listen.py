@@ -1,0 +1,123 @@
+"""The emulator's HTTP listener (sim/consul/listen.py, granian): binding, framing, shutdown.
+
+What the switch from aiohttp to granian could break and Consul's clients rely on:
+a busy port is an error (not silently shared through SO_REUSEPORT), bodies arrive whole
+(Content-Length or chunked), query strings decode like Go's `url.ParseQuery`, an oversized
+body is refused unread, and SIGTERM ends the process at once even with blocking queries
+parked (their wait was minutes).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+from emu_helpers import start_emulator
+
+pytestmark = pytest.mark.integration
+
+
+def _raw(url: str, request: bytes) -> bytes:
+    host, port = url.split("//", 1)[1].rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(request)
+        data = b""
+        while b"\r\n\r\n" not in data or len(data) < _framed_length(data):
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        return data
+
+
+def _framed_length(data: bytes) -> int:
+    """Header length plus Content-Length of the (complete) head in `data`."""
+    head, _, _ = data.partition(b"\r\n\r\n")
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            return len(head) + 4 + int(value)
+    return len(head) + 4
+
+
+def test_port_already_served_is_refused_with_one_line() -> None:
+    first = start_emulator(["dc1"])
+    try:
+        port = first.host_port("dc1")[1]
+        done = subprocess.run([sys.executable, "-m", "sim.consul", "--datacenters", "dc1",
+                               "--http-port", str(port)], capture_output=True, text=True, timeout=30)
+        assert done.returncode == 1
+        lines = done.stderr.strip().splitlines()
+        assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
+        assert "in use" in lines[0].lower()
+        # the first emulator still answers alone: nothing was shared with the refused one
+        for _ in range(20):
+            assert httpx.get(first.urls["dc1"] + "/v1/agent/self").json()["Config"]["Datacenter"] == "dc1"
+    finally:
+        assert first.stop() == 0
+
+
+def test_chunked_body_query_decoding_and_oversized_body() -> None:
+    emu = start_emulator(["dc1"])
+    try:
+        url = emu.urls["dc1"]
+        head = _raw(url, b"PUT /v1/kv/chunked HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                         b"3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200")
+        got = httpx.get(url + "/v1/kv/chunked").json()[0]
+        assert base64.b64decode(got["Value"]) == b"abcde"
+        # in the query `+` is a space and %XX is decoded (Go's url.ParseQuery), a bare flag
+        # is set; in the path `+` stays a plus and %XX is decoded
+        httpx.put(url + "/v1/kv/q/a b", content=b"1")
+        assert _raw(url, b"GET /v1/kv/q/?keys&separator=+ HTTP/1.1\r\nHost: x\r\n\r\n").endswith(
+            b'["q/a "]')
+        assert _raw(url, b"GET /v1/kv/q/?keys&separator=%2B HTTP/1.1\r\nHost: x\r\n\r\n").endswith(
+            b'["q/a b"]')
+        assert _raw(url, b"GET /v1/kv/q/a%20b HTTP/1.1\r\nHost: x\r\n\r\n").startswith(b"HTTP/1.1 200")
+        assert _raw(url, b"GET /v1/kv/q/a+b HTTP/1.1\r\nHost: x\r\n\r\n").startswith(b"HTTP/1.1 404")
+        # declared 9 MiB, nothing sent: answered 413 at once, without waiting for the body
+        head = _raw(url, b"PUT /v1/kv/big HTTP/1.1\r\nHost: x\r\nContent-Length: 9437184\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 413")
+        assert httpx.get(url + "/v1/kv/big").status_code == 404
+    finally:
+        assert emu.stop() == 0
+
+
+def test_sigterm_with_parked_blocking_queries_exits_0_promptly() -> None:
+    emu = start_emulator(["dc1", "dc2"])
+    socks: list[socket.socket] = []
+    try:
+        url = emu.urls["dc1"]
+        httpx.put(url + "/v1/kv/parked", content=b"1")
+        index = httpx.get(url + "/v1/kv/parked").headers["X-Consul-Index"]
+        host, port = emu.host_port("dc1")
+        for query in (f"index={index}&wait=10m", f"index={index}&wait=10m&dc=dc2"):
+            sock = socket.create_connection((host, port), timeout=10)
+            sock.sendall(f"GET /v1/kv/parked?{query} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            socks.append(sock)
+        time.sleep(0.5)
+        assert json.loads(httpx.get(url + "/_emulator/state").text)["datacenters"]["dc1"]["keys"] == 1
+        emu.proc.send_signal(signal.SIGTERM)
+        # the parked queries would hold a draining server for 10 minutes
+        assert emu.proc.wait(timeout=15) == 0
+    finally:
+        for sock in socks:
+            sock.close()
+        emu.stop()
+
+
+def test_bind_localhost_serves_on_127_0_0_1() -> None:
+    emu = start_emulator(["dc1"], extra_args=["--bind", "localhost"])
+    try:
+        url = emu.urls["dc1"]
+        assert url.startswith("http://127.0.0.1:")
+        assert httpx.get(url + "/v1/status/leader").status_code == 200
+    finally:
+        assert emu.stop() == 0
