@@ -4,15 +4,18 @@ Measures, against one emulator process serving one DC on a free port:
 
 (a) KV GET throughput: requests/s of `GET /v1/kv/<key>` under a concurrent load
     generator. `wrk` (one thread) when installed, else an asyncio+aiohttp client in a
-    separate process; the result names the tool used. With >= 2 CPUs the emulator is
-    pinned to CPU 0 and the load generator to CPU 1, so "one emulator core" is literal.
+    separate process; the result names the tool used. With >= 2 CPUs every thread of the
+    emulator is pinned to CPU 0 and the load generator to CPU 1, so "one emulator core"
+    is literal.
 (b) Blocking-query wake-up latency: N watchers (default 1,000) park a blocking
     `GET /v1/kv/<key>?index=X&wait=60s` on one key; one PUT wakes them all. Latency per
     watcher = its response's arrival time minus the PUT's send time, both read from one
     monotonic clock in this process. Repeated for W writes (default 20); p50/p99/max over
-    all N x W samples. The watchers run in this single asyncio process (pinned to CPU 1
-    when the emulator is pinned to CPU 0), so the numbers include the client's own time
-    to drain N responses (an upper bound on the server's).
+    all N x W samples. Like a Consul watch, each watcher first reads the key once without
+    blocking to learn its index. The watchers are non-blocking sockets on one `selectors` loop in
+    this process (pinned to CPU 1 when the emulator's threads are pinned to CPU 0), so the
+    numbers include the client's own time to drain N responses (an upper bound on the
+    server's); the client is kept lean (no asyncio, no HTTP library) to keep that small.
 
 CPU time per operation (from /proc, user+system, 10 ms ticks) is reported next to the
 wall-clock figures: it barely depends on what else the (shared) machine runs. For the
@@ -31,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
 import json
 import math
@@ -38,7 +42,9 @@ import os
 import platform
 import re
 import resource
+import selectors
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
@@ -106,10 +112,16 @@ def wait_for_quiet(max_load: float, max_wait: float) -> float:
 
 
 def pin(pid: int, cpu: int) -> bool:
-    """Pin `pid` to one CPU when the machine has at least two; returns whether it did."""
+    """Pin every thread of `pid` to one CPU when the machine has at least two; returns
+    whether it did. All threads: the emulator's HTTP server (granian) does its socket
+    work on Rust threads created at start-up, which pinning the pid alone would leave
+    free to run on the load generator's core."""
     if (os.cpu_count() or 1) < 2 or not hasattr(os, "sched_setaffinity"):
         return False
-    os.sched_setaffinity(pid, {cpu})
+    tasks = Path(f"/proc/{pid}/task")
+    for tid in (int(t.name) for t in tasks.iterdir()) if tasks.is_dir() else (pid,):
+        with contextlib.suppress(ProcessLookupError):
+            os.sched_setaffinity(tid, {cpu})
     return True
 
 
@@ -209,130 +221,167 @@ def bench_kv_get(emu: EmulatorProcess, tool: str, duration: float, connections: 
 # ---------------------------------------------------------------- (b) wake-up latency
 
 
-class _Watcher(asyncio.Protocol):
-    """One keep-alive HTTP/1.1 connection that parks blocking GETs, one at a time.
+def _reply_end(buf: bytes) -> int | None:
+    """Length of the first complete HTTP response in `buf` (Content-Length framed), or None."""
+    head_end = buf.find(b"\r\n\r\n")
+    if head_end < 0:
+        return None
+    head = buf[:head_end].lower()
+    at = head.find(b"\r\ncontent-length:")
+    length = 0
+    if at >= 0:
+        eol = head.find(b"\r\n", at + 2)
+        length = int(head[at + 17:eol if eol >= 0 else len(head)])
+    total = head_end + 4 + length
+    return total if len(buf) >= total else None
 
-    A deliberately minimal client (no aiohttp): per response it only finds the header end,
-    Content-Length and X-Consul-Index, and stamps `perf_counter()` when the last byte
-    arrives, so client-side cost barely pollutes the server's wake-up latency.
+
+def _reply_fields(buf: bytes) -> tuple[int, str]:
+    """(status, X-Consul-Index) of the response at the start of `buf`."""
+    head = buf[:buf.find(b"\r\n\r\n")].decode("latin-1").split("\r\n")
+    fields = {k.strip().lower(): v.strip() for k, _, v in (h.partition(":") for h in head[1:])}
+    return int(head[0].split()[1]), fields.get("x-consul-index", "")
+
+
+class _Watchers:
+    """N keep-alive HTTP/1.1 connections parking blocking GETs, plus one for the writes.
+
+    A deliberately lean client: non-blocking sockets and one `selectors` loop, no asyncio,
+    no HTTP library. Per reply it only looks for the header end and Content-Length and
+    stamps `perf_counter()` when the last byte arrived; status and X-Consul-Index are
+    checked after the drain. So the client's own cost (a few us per reply) barely adds
+    to the emulator's wake-up latency it measures.
     """
 
-    def __init__(self) -> None:
-        self.transport: asyncio.Transport | None = None
-        self.buf = b""
-        self.done: asyncio.Future[tuple[float, int, str]] | None = None
+    def __init__(self, base: str, n: int) -> None:
+        parts = urlsplit(base)
+        assert parts.hostname is not None and parts.port is not None
+        self.host = f"{parts.hostname}:{parts.port}"
+        addr = (parts.hostname, parts.port)
+        self.sel = selectors.DefaultSelector()
+        self.socks: list[socket.socket] = []
+        for _ in range(n):
+            sock = socket.create_connection(addr, timeout=10)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sock.setblocking(False)
+            self.sel.register(sock, selectors.EVENT_READ)
+            self.socks.append(sock)
+        self.writer = socket.create_connection(addr, timeout=10)
+        self.writer.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]  # uvloop's is not a subclass
+    def close(self) -> None:
+        self.sel.close()
+        for sock in [*self.socks, self.writer]:
+            sock.close()
 
-    def request(self, raw: bytes) -> asyncio.Future[tuple[float, int, str]]:
-        assert self.transport is not None
-        self.done = asyncio.get_running_loop().create_future()
-        self.transport.write(raw)
-        return self.done
+    def call(self, method: str, path: str, body: bytes = b"") -> tuple[float, bytes]:
+        """One request on the writer connection: (send time, whole reply)."""
+        raw = (f"{method} {path} HTTP/1.1\r\nHost: {self.host}\r\n"
+               f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+        sent_at = time.perf_counter()
+        self.writer.sendall(raw)
+        buf = b""
+        while _reply_end(buf) is None:
+            chunk = self.writer.recv(65536)
+            if not chunk:
+                raise ConnectionError("writer connection closed")
+            buf += chunk
+        return sent_at, buf
 
-    def data_received(self, data: bytes) -> None:
-        self.buf += data
-        head_end = self.buf.find(b"\r\n\r\n")
-        if head_end < 0 or self.done is None:
-            return
-        head = self.buf[:head_end].decode("latin-1").split("\r\n")
-        fields = {k.strip().lower(): v.strip() for k, _, v in (h.partition(":") for h in head[1:])}
-        total = head_end + 4 + int(fields.get("content-length", "0"))
-        if len(self.buf) < total:
-            return
-        self.buf = self.buf[total:]
-        status = int(head[0].split()[1])
-        if not self.done.done():
-            self.done.set_result((time.perf_counter(), status, fields.get("x-consul-index", "")))
+    def park(self, index: str | None) -> None:
+        """Every watcher sends a blocking GET at `index` (None: a plain GET)."""
+        query = f"?index={index}&wait=60s" if index is not None else ""
+        raw = f"GET /v1/kv/{WATCH_KEY}{query} HTTP/1.1\r\nHost: {self.host}\r\n\r\n".encode()
+        for sock in self.socks:
+            sock.sendall(raw)
 
-    def connection_lost(self, exc: Exception | None) -> None:
-        if self.done is not None and not self.done.done():
-            self.done.set_exception(ConnectionError(f"watcher connection lost: {exc}"))
+    def prime(self) -> str:
+        """Each watcher first reads the key without blocking to learn its index, as a
+        Consul watch does before its first blocking query; returns that index."""
+        self.park(None)
+        _, replies = self.drain(timeout=60)
+        seen = {_reply_fields(reply) for reply in replies.values()}
+        if len(seen) != 1 or next(iter(seen))[0] != 200:
+            raise RuntimeError(f"priming GETs disagree: {sorted(seen)[:3]}")
+        return next(iter(seen))[1]
+
+    def drain(self, timeout: float) -> tuple[dict[int, float], dict[int, bytes]]:
+        """Waits (bounded) until every watcher has one whole reply: (arrival, reply) by fd."""
+        bufs = {sock.fileno(): b"" for sock in self.socks}
+        arrived: dict[int, float] = {}
+        deadline = time.monotonic() + timeout
+        while len(arrived) < len(self.socks):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{len(self.socks) - len(arrived)} watchers got no reply")
+            for key, _ in self.sel.select(1.0):
+                sock: socket.socket = key.fileobj  # type: ignore[assignment]
+                chunk = sock.recv(65536)
+                if not chunk:
+                    raise ConnectionError("watcher connection closed")
+                fd = key.fd
+                bufs[fd] += chunk
+                if fd not in arrived and _reply_end(bufs[fd]) is not None:
+                    arrived[fd] = time.perf_counter()
+        return arrived, bufs
+
+    def early(self) -> int:
+        """How many watchers already have reply bytes (a parked GET that returned early)."""
+        return len(self.sel.select(0))
 
 
-async def _one_round(
-    http: aiohttp.ClientSession,
-    base: str,
-    conns: list[_Watcher],
-    index: str,
-    round_no: int,
-    settle: float,
-    server_pid: int,
-    cpu_ms: list[float],
-    cpu_us_split: list[tuple[float, float]] | None = None,
-) -> tuple[list[float], int, str]:
+def _one_round(watchers: _Watchers, index: str, round_no: int, settle: float, server_pid: int,
+               split: list[tuple[float, float]]) -> tuple[list[float], int, str]:
     """Park one blocking GET per connection at `index`, write once; (latencies_ms, early, index)."""
-    host = base.split("//", 1)[1]
-    raw = f"GET /v1/kv/{WATCH_KEY}?index={index}&wait=60s HTTP/1.1\r\nHost: {host}\r\n\r\n".encode()
-    futures = [w.request(raw) for w in conns]
-    await asyncio.sleep(settle)
+    watchers.park(index)
+    time.sleep(settle)
+    early = watchers.early()
     gc.collect()
     gc.disable()  # the measuring client's own collector must not stretch the samples
-    early = sum(1 for f in futures if f.done())
-    split_before = cpu_split(server_pid)
-    cpu_before = sum(split_before)
-    sent_at = time.perf_counter()
-    async with http.put(f"{base}/v1/kv/{WATCH_KEY}", data=f"round-{round_no}".encode()) as resp:
-        await resp.read()
-        if resp.status != 200:
-            raise RuntimeError(f"write got HTTP {resp.status}")
     try:
-        results = await asyncio.wait_for(asyncio.gather(*futures), timeout=120)
+        before = cpu_split(server_pid)
+        sent_at, put = watchers.call("PUT", f"/v1/kv/{WATCH_KEY}", f"round-{round_no}".encode())
+        arrived, replies = watchers.drain(timeout=120)
+        after = cpu_split(server_pid)
     finally:
         gc.enable()
-    split_after = cpu_split(server_pid)
-    cpu_ms.append((sum(split_after) - cpu_before) * 1000.0)
-    if cpu_us_split is not None:
-        cpu_us_split.append((split_after[0] - split_before[0], split_after[1] - split_before[1]))
-    latencies: list[float] = []
+    if _reply_fields(put)[0] != 200:
+        raise RuntimeError(f"write got {put[:60]!r}")
+    split.append((after[0] - before[0], after[1] - before[1]))
     new_index = index
-    for arrived, status, seen in results:
+    for reply in replies.values():
+        status, seen = _reply_fields(reply)
         if status != 200:
             raise RuntimeError(f"watcher got HTTP {status}")
         if seen and int(seen) > int(new_index):
             new_index = seen
-        latencies.append((arrived - sent_at) * 1000.0)
+    latencies = [(t - sent_at) * 1000.0 for t in arrived.values()]
     if early:
         latencies = [lat for lat in latencies if lat >= 0.0]
     return latencies, early, new_index
 
 
-async def _wakeup(base: str, watchers: int, writes: int, settle: float, server_pid: int) -> dict[str, Any]:
-    loop = asyncio.get_running_loop()
-    parts = urlsplit(base)
-    assert parts.hostname is not None and parts.port is not None
-    conns: list[_Watcher] = []
-    for _ in range(watchers):
-        _, proto = await loop.create_connection(_Watcher, parts.hostname, parts.port)
-        conns.append(proto)
+def _wakeup(base: str, n: int, writes: int, settle: float, server_pid: int) -> dict[str, Any]:
+    watchers = _Watchers(base, n)
     samples: list[float] = []
     round_max: list[float] = []
-    cpu_ms: list[float] = []
     split: list[tuple[float, float]] = []
     early_total = 0
     try:
-        async with aiohttp.ClientSession() as http:
-            async with http.put(f"{base}/v1/kv/{WATCH_KEY}", data=b"init") as resp:
-                await resp.read()
-            async with http.get(f"{base}/v1/kv/{WATCH_KEY}") as resp:
-                await resp.read()
-                index = resp.headers["X-Consul-Index"]
-            for n in range(writes):
-                lat, early, index = await _one_round(http, base, conns, index, n, settle, server_pid, cpu_ms,
-                                                     split)
-                samples.extend(lat)
-                round_max.append(round(max(lat), 1) if lat else float("nan"))
-                early_total += early
+        watchers.call("PUT", f"/v1/kv/{WATCH_KEY}", b"init")
+        index = watchers.prime()
+        for r in range(writes):
+            lat, early, index = _one_round(watchers, index, r, settle, server_pid, split)
+            samples.extend(lat)
+            round_max.append(round(max(lat), 1) if lat else float("nan"))
+            early_total += early
     finally:
-        for w in conns:
-            if w.transport is not None:
-                w.transport.close()
+        watchers.close()
     samples.sort()
-    woken = watchers * len(cpu_ms)
+    woken = n * len(split)
+    cpu_ms = [(u + t) * 1000.0 for u, t in split]
     user_s, sys_s = sum(u for u, _ in split), sum(t for _, t in split)
     return {
-        "watchers": watchers,
+        "watchers": n,
         "writes": writes,
         "samples": len(samples),
         "early_returns": early_total,
@@ -344,12 +393,12 @@ async def _wakeup(base: str, watchers: int, writes: int, settle: float, server_p
         "mean_ms": round(statistics.fmean(samples), 3) if samples else float("nan"),
         "emulator_cpu_ms_per_write_median": round(statistics.median(cpu_ms), 1) if cpu_ms else None,
         "emulator_cpu_us_per_woken_watcher": (
-            round(statistics.median(cpu_ms) * 1000.0 / watchers, 1) if cpu_ms and watchers else None
+            round(statistics.median(cpu_ms) * 1000.0 / n, 1) if cpu_ms and n else None
         ),
         "emulator_cpu_us_per_woken_watcher_mean": round((user_s + sys_s) * 1e6 / woken, 1) if woken else None,
         "emulator_user_us_per_woken_watcher_mean": round(user_s * 1e6 / woken, 1) if woken else None,
         "emulator_sys_us_per_woken_watcher_mean": round(sys_s * 1e6 / woken, 1) if woken else None,
-        "client": "raw asyncio protocol, one process, one keep-alive connection per watcher",
+        "client": "non-blocking sockets + selectors, one process, one keep-alive connection per watcher",
     }
 
 
@@ -360,7 +409,7 @@ def bench_wakeup(emu: EmulatorProcess, watchers: int, writes: int, settle: float
     if pinned:
         os.sched_setaffinity(0, {1})
     try:
-        result = asyncio.run(_wakeup(emu.urls["dc1"], watchers, writes, settle, emu.proc.pid))
+        result = _wakeup(emu.urls["dc1"], watchers, writes, settle, emu.proc.pid)
     finally:
         if before is not None:
             os.sched_setaffinity(0, before)
