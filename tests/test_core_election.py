@@ -8,7 +8,8 @@ from test_core_replica_driver import OTHER_SID, SID, Driver, entry, ok, text, to
 
 from coordinator.consul.errors import ConsulTimeout
 from coordinator.consul.sansio import Response
-from coordinator.core.election import Role, leader_id_of, leader_value
+from coordinator.core.election import Role
+from coordinator.core.leader_key import leader_id_of, leader_value
 from coordinator.core.protocol import AdminAction, Reason
 from coordinator.core.replica import ReplicaCore
 

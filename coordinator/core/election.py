@@ -32,12 +32,12 @@ session, deregister the check, in that order, each step whatever the previous an
 from __future__ import annotations
 
 import enum
-import json
 import math
 from collections.abc import Callable
 
 from coordinator.consul import sansio as c
 from coordinator.consul.errors import ConsulError, InvalidSession, NotFound, RequestRejected
+from coordinator.core.leader_key import leader_id_of, leader_value
 from coordinator.core.plumbing import Inflight, Keys, LocalHealth, Pending, Result, unwrap
 from coordinator.core.protocol import Command
 from coordinator.core.topology import Timers
@@ -51,26 +51,6 @@ class Role(enum.Enum):
     FOLLOWER = "follower"
     LEADER = "leader"
     STOPPED = "stopped"
-
-
-def leader_value(replica_id: str, api_address: str | None) -> bytes:
-    """The leader key's value: who leads, and where its API listens."""
-    doc: dict[str, str] = {"id": replica_id}
-    if api_address:
-        doc["api"] = api_address
-    return json.dumps(doc, separators=(",", ":"), sort_keys=True).encode()
-
-
-def leader_id_of(value: bytes | None) -> str | None:
-    """The replica id in a leader key value, or None if it is not ours to read."""
-    if not value:
-        return None
-    try:
-        doc = json.loads(value)
-    except ValueError:
-        return None
-    ident = doc.get("id") if isinstance(doc, dict) else None
-    return ident if isinstance(ident, str) else None
 
 
 class Election:
