@@ -14,6 +14,7 @@ import asyncio
 import ipaddress
 import json
 import math
+import os
 import re
 import signal
 import sys
@@ -23,6 +24,8 @@ from typing import Any, NoReturn
 from sim.consul.server import Emulator, EmulatorConfig
 from sim.consul.sessions import EXPIRY_MODES
 
+STOP_GRACE = 1.0
+"""Seconds in-flight requests get to finish after SIGTERM/SIGINT."""
 _DC_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
 _PEER_URL = re.compile(r"^https?://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:[0-9]{1,5})?$")
 
@@ -109,7 +112,13 @@ async def _run(config: EmulatorConfig) -> None:
         sys.stdout.flush()
         await stop.wait()
     finally:
-        await emulator.stop()
+        drained = await emulator.stop(STOP_GRACE)
+    if not drained:
+        # Requests still parked after the grace: end the process now, so the kernel closes
+        # their connections unanswered (a stopping Consul agent never answers them 500).
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
 
 
 def _event_loop_runner() -> Callable[[Coroutine[Any, Any, None]], None]:

@@ -14,8 +14,16 @@ Contract:
   listens, so no other process can take it meanwhile. An explicit port is first probed
   WITHOUT SO_REUSEPORT, so a port another emulator already serves is refused instead of
   silently shared between the two processes (Linux load-balances SO_REUSEPORT listeners).
-- `Listener.stop()` cancels the handlers still running (parked blocking queries, hanging
-  forwards) so that granian's graceful drain ends at once, then waits for the server.
+  On Linux the listener also holds an abstract Unix socket named after (address, port)
+  for its whole life: binding it is atomic and per network namespace, so two emulators
+  started at the same instant on one port cannot both pass the probe.
+- `Listener.stop(grace)` stops accepting and waits up to `grace` seconds for the requests
+  in flight; it does NOT cancel them (granian would answer each cancelled handler with a
+  500, which no stopping Consul agent sends). It returns whether everything drained; if
+  not, the owner ends the process and the kernel closes the connections, as when a
+  Consul agent stops (`python -m sim.consul` does that after 1 s).
+- A handler that raises (an emulator bug) gets a 500 naming the bug, and its traceback
+  goes to stderr: an emulator bug must never pass for an answer.
 - Handlers see `Request` (path percent-decoded, query in order with bare flags as "",
   header names lower-cased) and answer with a `Reply`; nothing of granian leaks out.
 """
@@ -26,7 +34,9 @@ import asyncio
 import contextlib
 import logging
 import socket
-from collections.abc import Awaitable, Callable
+import sys
+import traceback
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Protocol
 from urllib.parse import parse_qsl
 
@@ -64,6 +74,8 @@ class _Scope(Protocol):
 class _Proto(Protocol):
     async def __call__(self) -> bytes: ...
 
+    def __aiter__(self) -> AsyncIterator[bytes]: ...
+
     def response_bytes(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None: ...
 
 
@@ -78,11 +90,25 @@ def _reserve(bind: str, port: int) -> tuple[int, socket.socket | None]:
             return sock.getsockname()[1], sock
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((bind, port))
-    except OSError:
+    except OSError as err:
         sock.close()
-        raise
+        raise OSError(f"{bind}:{port}: {(err.strerror or str(err)).lower()}") from None
     sock.close()
     return port, None
+
+
+def _claim(bind: str, port: int) -> socket.socket | None:
+    """Linux: hold the abstract Unix socket `sim.consul <bind> <port>` (OSError if another
+    emulator holds it). None elsewhere."""
+    if not sys.platform.startswith("linux"):
+        return None
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.bind(f"\0sim.consul {bind} {port}")
+    except OSError:
+        sock.close()
+        raise OSError(f"{bind}:{port}: address already in use (by another emulator)") from None
+    return sock
 
 
 def _request(scope: _Scope, body: bytes) -> Request:
@@ -101,6 +127,24 @@ def _declared_length(headers: Any) -> int | None:
     return -1 if headers.get("transfer-encoding") else None
 
 
+async def _read_body(proto: _Proto, length: int | None) -> bytes | None:
+    """The whole body; None when it exceeds MAX_BODY (a chunked body is read up to it)."""
+    if not length:
+        return b""
+    if length > MAX_BODY:
+        return None
+    if length > 0:
+        return await proto()
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in proto:
+        size += len(chunk)
+        if size > MAX_BODY:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 class Listener:
     """One DC's HTTP server on the running loop."""
 
@@ -109,29 +153,28 @@ class Listener:
         """The IP literal served (granian binds literals only; `localhost` is 127.0.0.1)."""
         self.port = port
         self._handler = handler
-        self._inflight: set[asyncio.Task[Any]] = set()
+        self._claim: socket.socket | None = None
         self._server: Server | None = None
         self._task: asyncio.Task[None] | None = None
 
     async def _app(self, scope: _Scope, proto: _Proto) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._inflight.add(task)
-        try:
-            length = _declared_length(scope.headers)
-            if length is not None and length > MAX_BODY:
-                reply = text_reply(413, f"Request body too large, max size: {MAX_BODY} bytes")
-            else:
-                body = await proto() if length else b""
+        body = await _read_body(proto, _declared_length(scope.headers))
+        if body is None:
+            reply = text_reply(413, f"Request body too large, max size: {MAX_BODY} bytes")
+        else:
+            try:
                 reply = await self._handler(_request(scope, body))
-            proto.response_bytes(reply.status, list(reply.headers.items()), reply.body)
-        finally:
-            self._inflight.discard(task)
+            except Exception as err:
+                sys.stderr.write(f"sim.consul: {scope.method} {scope.path} failed:\n")
+                traceback.print_exc()
+                reply = text_reply(500, f"emulator bug: {type(err).__name__}: {err}")
+        proto.response_bytes(reply.status, list(reply.headers.items()), reply.body)
 
     async def start(self, probe: Callable[[], Awaitable[bool]]) -> None:
         """Serves, and returns once `probe()` (one request to this listener) succeeds."""
         self.port, held = _reserve(self.bind, self.port)
         try:
+            self._claim = _claim(self.bind, self.port)
             self._server = Server(self._app, address=self.bind, port=self.port,
                                   interface=Interfaces.RSGI, http=HTTPModes.http1,
                                   websockets=False, backlog=BACKLOG, backpressure=BACKPRESSURE,
@@ -151,15 +194,20 @@ class Listener:
                 if loop.time() > deadline:
                     raise OSError(f"cannot serve on {self.bind}:{self.port}: not answering")
                 await asyncio.sleep(0.01)
+        except BaseException:
+            if self._claim is not None:
+                self._claim.close()
+            raise
         finally:
             if held is not None:
                 held.close()
 
-    async def stop(self) -> None:
+    async def stop(self, grace: float) -> bool:
+        """Stops accepting; True once every request in flight is answered (within `grace`)."""
         if self._server is None or self._task is None:
-            return
+            return True
         self._server.stop()  # type: ignore[no-untyped-call]
-        for task in list(self._inflight):
-            task.cancel()
-        with contextlib.suppress(Exception, asyncio.CancelledError):
-            await asyncio.wait_for(self._task, START_TIMEOUT)
+        done, _ = await asyncio.wait({self._task}, timeout=grace)
+        if done and self._claim is not None:
+            self._claim.close()
+        return bool(done)

@@ -257,12 +257,17 @@ class Emulator:
             self._tasks.append(asyncio.create_task(host.timer_loop()))
         return {name: host.url for name, host in self.hosts.items()}
 
-    async def stop(self) -> None:
+    async def stop(self, grace: float = 1.0) -> bool:
+        """Stops serving; True if every request in flight was answered within `grace` s.
+        Requests still running (parked blocking queries, hanging forwards) are left as they
+        are: `python -m sim.consul` then ends the process, which closes their connections
+        unanswered, as a stopping Consul agent does."""
         for task in self._tasks:
             task.cancel()
-        await asyncio.gather(*(listener.stop() for listener in self._listeners))
+        drained = await asyncio.gather(*(listener.stop(grace) for listener in self._listeners))
         if self._client is not None:
             await self._client.close()
+        return all(drained)
 
     def notify_links(self) -> None:
         self.link_changed.set()
