@@ -169,10 +169,44 @@ def check_update(call: Call) -> Outcome:
     return Reply(200, {}, b"")
 
 
+def _go_kind(value: Any) -> str:
+    """How Go's encoding/json names a JSON value's kind in an unmarshal error."""
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, (int, float)):
+        return "number"
+    kinds: dict[type, str] = {str: "string", list: "array", dict: "object"}
+    return kinds.get(type(value), "value")
+
+
+def _service_decode_error(body: dict[str, Any]) -> Reply | None:
+    """Consul decodes the body into typed Go structs: a field of the wrong JSON type is a
+    400 `Request decode failed: ...`, never a silently coerced value."""
+    port, tags, meta = _field(body, "Port", 0), _field(body, "Tags", []), _field(body, "Meta", {})
+    checks, check = _field(body, "Checks", []), _field(body, "Check", None)
+    rules: list[tuple[str, Any, str, bool]] = [
+        ("Port", port, "int", isinstance(port, int) and not isinstance(port, bool)),
+        ("Tags", tags, "[]string", isinstance(tags, list) and all(isinstance(t, str) for t in tags)),
+        ("Meta", meta, "map[string]string",
+         isinstance(meta, dict) and all(isinstance(v, str) for v in meta.values())),
+        ("Checks", checks, "structs.CheckTypes",
+         isinstance(checks, list) and all(isinstance(c, dict) for c in checks)),
+        ("Check", check, "structs.CheckType", check is None or isinstance(check, dict)),
+    ]
+    for name, value, go_type, ok in rules:
+        if not ok:
+            return text_reply(400, f"Request decode failed: json: cannot unmarshal {_go_kind(value)} "
+                                   f"into Go struct field ServiceDefinition.{name} of type {go_type}")
+    return None
+
+
 def service_register(call: Call) -> Outcome:
     body = _body(call)
     if isinstance(body, Reply):
         return body
+    bad = _service_decode_error(body)
+    if bad is not None:
+        return bad
     name = str(_field(body, "Name"))
     if not name:
         return text_reply(400, "Missing service name")
