@@ -11,11 +11,12 @@ Safety invariants (checked while faults are active):
 
 - ``one-writable-per-dc``: at most one replica of a DC answers "may write" yes at a time.
 - ``witness-never-writable``: a witness DC never answers yes.
-- ``quorum-rule``: a DC is not writable once, in GROUND TRUTH, it has had no quorum clique
-  (docs/safety.md: pairwise linked both ways, weight > half, or half with the tie-breaker)
-  for longer than ``grace_links = stretch(lease + probe_interval + probe_timeout)``;
-  and not once it has had no quorum clique among LIVE voters (Consul has a leader and a
-  replica runs) for longer than ``grace_live = stretch(lease + row_fresh +
+- ``quorum-rule``: a DC is not writable once, in GROUND TRUTH, its own reads leave it
+  outside every quorum clique (docs/safety.md) for longer than ``grace_own =
+  stretch(lease + probe_interval + probe_timeout)``; nor once it has had no quorum clique
+  for longer than ``grace_links = stretch(lease + 2 x probe_interval + probe_timeout)``
+  (a link it does not read shows in a peer's row, one publication later); nor once it has
+  had none among LIVE voters for longer than ``grace_live = stretch(lease + row_fresh +
   2 x probe_interval + probe_timeout)`` (a dead peer's last row stays fresh for row_fresh).
 - ``fenced-before-takeover``: a DC cut off from an existing quorum side is not writable
   ``takeover_after / (1 + max_drift)`` after the cut (the majority side's fastest clock).
@@ -117,7 +118,8 @@ class Checker:
     def __init__(self, meta: Event, liveness_bound: float | None = None) -> None:
         self.topo = topology_from_json(meta["topology"], meta.get("timers"))
         timers = self.topo.timers
-        self.grace_links = stretch(timers.lease + timers.probe_interval + timers.probe_timeout, timers)
+        self.grace_own = stretch(timers.lease + timers.probe_interval + timers.probe_timeout, timers)
+        self.grace_links = stretch(timers.lease + 2 * timers.probe_interval + timers.probe_timeout, timers)
         self.grace_live = stretch(
             timers.lease + timers.row_fresh + 2 * timers.probe_interval + timers.probe_timeout, timers
         )
@@ -173,6 +175,8 @@ class Checker:
             if not dc.writable:
                 continue
             loss = self.truth.loss[name]
+            if loss.lost_own_since is not None:
+                times.append(loss.lost_own_since + self.grace_own)
             if loss.lost_links_since is not None:
                 times.append(loss.lost_links_since + self.grace_links)
             if loss.lost_live_since is not None:
@@ -324,6 +328,12 @@ class Checker:
         found: list[Violation] = []
         who = ", ".join(sorted(dc.writable))
         loss = self.truth.loss[name]
+        if loss.lost_own_since is not None and self.now > loss.lost_own_since + self.grace_own:
+            found += self._report(
+                "quorum-rule", name,
+                f"{name} ({who}) writable {self.now - loss.lost_own_since:.3f}s after its own links left it "
+                f"outside every quorum clique (grace {self.grace_own:.3f}s)",
+            )
         if loss.lost_links_since is not None and self.now > loss.lost_links_since + self.grace_links:
             found += self._report(
                 "quorum-rule", name,

@@ -33,6 +33,10 @@ class QuorumLoss:
 
     lost_links_since: float | None = None
     """Over the links alone (every DC may vote)."""
+    lost_own_since: float | None = None
+    """Over the DC's OWN outgoing links alone: even if every other link worked, no quorum
+    clique could contain it. Its own failed reads show this (first-hand); any other loss
+    of quorum it learns from a peer's published row, one publication later."""
     lost_live_since: float | None = None
     """Over LIVE DCs only (Consul has a leader and a replica runs)."""
     cut_from_side_since: float | None = None
@@ -56,6 +60,7 @@ class GroundTruth:
         self.members_links = frozenset(topo.names)
         self.members_live = frozenset(topo.names)
         self.loss: dict[str, QuorumLoss] = {name: QuorumLoss() for name in topo.names}
+        self._own_quorum: dict[tuple[str, frozenset[tuple[str, str]]], bool] = {}
 
     # -- events ----------------------------------------------------------------------------
 
@@ -120,6 +125,10 @@ class GroundTruth:
         live = quorum_members(self.topo, self.down_links, self._alive())
         any_side = bool(links)
         for name, loss in self.loss.items():
+            if self._own_links_allow_quorum(name):
+                loss.lost_own_since = None
+            elif loss.lost_own_since is None:
+                loss.lost_own_since = now
             if name in links:
                 loss.lost_links_since = None
                 loss.cut_from_side_since = None
@@ -134,6 +143,15 @@ class GroundTruth:
                 loss.lost_live_since = now
         self.members_links, self.members_live = links, live
         return links, live
+
+    def _own_links_allow_quorum(self, name: str) -> bool:
+        """Whether some quorum clique could contain `name` if only its own outgoing links
+        (its reads of other DCs) were as they are and every other link worked."""
+        own = frozenset((src, dst) for src, dst in self.down_links if src == name)
+        key = (name, own)
+        if key not in self._own_quorum:
+            self._own_quorum[key] = name in quorum_members(self.topo, own)
+        return self._own_quorum[key]
 
     def minority_partition(self, links: frozenset[str], now: float, settle: float) -> bool:
         """True in a settled MINORITY partition: faults are active and all are static link

@@ -53,7 +53,8 @@ def test_resource_accepting_a_lower_token() -> None:
 
 def test_isolated_dc_must_fence_within_the_grace() -> None:
     checker = Checker(META)
-    grace = checker.grace_links
+    grace = checker.grace_own
+    assert grace < checker.grace_links
     isolation = [*cut(10, "dc1", "dc2"), *cut(10, "dc1", "dc3")]
     writable = rep(1, "dc1", "dc1-1", True, 3)
     in_time = [META, writable, *isolation, rep(10 + grace * 0.9, "dc1", "dc1-1", False)]
@@ -62,6 +63,29 @@ def test_isolated_dc_must_fence_within_the_grace() -> None:
     found = check_history(too_late)
     assert names(found)[0] == "quorum-rule"
     assert abs(found[0].t - (10 + grace)) < 1e-6, "the deadline fires at the grace, not at the next event"
+
+
+def test_a_cut_between_two_peers_is_learnt_one_publication_later() -> None:
+    """dc4,dc5 | dc1,dc2,dc3, then dc1 <-> dc2 is cut: no quorum clique is left anywhere.
+    dc1 and dc2 see it in their own failed reads (grace_own). dc3 reads both fine and
+    learns of the cut only from dc1's or dc2's next published row, so it may stay
+    writable up to grace_links (seed 101056 of the 5-DC soak: dc3 fenced 2.449 s after the
+    cut, just past grace_own)."""
+    topo5 = explore_topology(5)
+    meta5 = meta_event(topo5, 1, "lab", {f"dc{i}": 1 for i in range(1, 6)})
+    checker = Checker(meta5)
+    partition = [ev for a in ("dc4", "dc5") for b in ("dc1", "dc2", "dc3") for ev in cut(5, a, b)]
+    start = [meta5, *(rep(1, dc, f"{dc}-1", True, 3) for dc in ("dc1", "dc2", "dc3")), *partition,
+             *cut(10, "dc1", "dc2")]
+    own, links = checker.grace_own, checker.grace_links
+    fenced_in_time = [rep(10 + own * 0.9, "dc1", "dc1-1", False), rep(10 + own * 0.9, "dc2", "dc2-1", False)]
+    third_between = [*start, *fenced_in_time, rep(10 + (own + links) / 2, "dc3", "dc3-1", False)]
+    assert check_history(third_between) == []
+    third_late = [*start, *fenced_in_time, rep(10 + links * 1.05, "dc3", "dc3-1", False)]
+    assert [(v.invariant, v.dc) for v in check_history(third_late)] == [("quorum-rule", "dc3")]
+    others_in_time = [rep(10 + own * 0.9, "dc2", "dc2-1", False), rep(10 + own * 0.9, "dc3", "dc3-1", False)]
+    first_late = [*start, *others_in_time, rep(10 + (own + links) / 2, "dc1", "dc1-1", False)]
+    assert [(v.invariant, v.dc) for v in check_history(first_late)] == [("quorum-rule", "dc1")]
 
 
 def test_fenced_before_takeover_when_grace_is_generous() -> None:
