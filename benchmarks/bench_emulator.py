@@ -58,7 +58,7 @@ import httpx
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT / "tests"))
-from emu_helpers import EmulatorProcess, start_emulator  # noqa: E402
+from emu_helpers import EmulatorProcess, http_reply_length, start_emulator  # noqa: E402
 
 RESULT_PATH = REPO_ROOT / "benchmarks" / "results" / "emulator.json"
 TARGET_GET_PER_S = 5000.0
@@ -221,21 +221,6 @@ def bench_kv_get(emu: EmulatorProcess, tool: str, duration: float, connections: 
 # ---------------------------------------------------------------- (b) wake-up latency
 
 
-def _reply_end(buf: bytes) -> int | None:
-    """Length of the first complete HTTP response in `buf` (Content-Length framed), or None."""
-    head_end = buf.find(b"\r\n\r\n")
-    if head_end < 0:
-        return None
-    head = buf[:head_end].lower()
-    at = head.find(b"\r\ncontent-length:")
-    length = 0
-    if at >= 0:
-        eol = head.find(b"\r\n", at + 2)
-        length = int(head[at + 17:eol if eol >= 0 else len(head)])
-    total = head_end + 4 + length
-    return total if len(buf) >= total else None
-
-
 def _reply_fields(buf: bytes) -> tuple[int, str]:
     """(status, X-Consul-Index) of the response at the start of `buf`."""
     head = buf[:buf.find(b"\r\n\r\n")].decode("latin-1").split("\r\n")
@@ -281,7 +266,7 @@ class _Watchers:
         sent_at = time.perf_counter()
         self.writer.sendall(raw)
         buf = b""
-        while _reply_end(buf) is None:
+        while http_reply_length(buf) is None:
             chunk = self.writer.recv(65536)
             if not chunk:
                 raise ConnectionError("writer connection closed")
@@ -320,7 +305,7 @@ class _Watchers:
                     raise ConnectionError("watcher connection closed")
                 fd = key.fd
                 bufs[fd] += chunk
-                if fd not in arrived and _reply_end(bufs[fd]) is not None:
+                if fd not in arrived and http_reply_length(bufs[fd]) is not None:
                     arrived[fd] = time.perf_counter()
         return arrived, bufs
 

@@ -41,6 +41,23 @@ class EmulatorError(RuntimeError):
     """The emulator did not start, printed a malformed line, or did not exit cleanly."""
 
 
+def http_reply_length(buf: bytes) -> int | None:
+    """Length of the first complete HTTP/1.1 response in `buf` (framed by Content-Length,
+    none meaning an empty body), or None while its head or body is still incomplete. For
+    raw-socket tests and benchmarks that must not pay for an HTTP client."""
+    head_end = buf.find(b"\r\n\r\n")
+    if head_end < 0:
+        return None
+    head = buf[:head_end].lower()
+    at = head.find(b"\r\ncontent-length:")
+    length = 0
+    if at >= 0:
+        eol = head.find(b"\r\n", at + 2)
+        length = int(head[at + 17:eol if eol >= 0 else len(head)])
+    total = head_end + 4 + length
+    return total if len(buf) >= total else None
+
+
 def free_port_base(count: int, host: str = "127.0.0.1", attempts: int = 50) -> int:
     """Return a port P such that P..P+count-1 were all bindable on `host` just now.
 

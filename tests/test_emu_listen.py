@@ -20,7 +20,7 @@ import time
 
 import httpx
 import pytest
-from emu_helpers import start_emulator
+from emu_helpers import http_reply_length, start_emulator
 
 pytestmark = pytest.mark.integration
 
@@ -30,22 +30,12 @@ def _raw(url: str, request: bytes) -> bytes:
     with socket.create_connection((host, int(port)), timeout=10) as sock:
         sock.sendall(request)
         data = b""
-        while b"\r\n\r\n" not in data or len(data) < _framed_length(data):
+        while http_reply_length(data) is None:
             chunk = sock.recv(65536)
             if not chunk:
                 break
             data += chunk
         return data
-
-
-def _framed_length(data: bytes) -> int:
-    """Header length plus Content-Length of the (complete) head in `data`."""
-    head, _, _ = data.partition(b"\r\n\r\n")
-    for line in head.split(b"\r\n")[1:]:
-        name, _, value = line.partition(b":")
-        if name.strip().lower() == b"content-length":
-            return len(head) + 4 + int(value)
-    return len(head) + 4
 
 
 def test_port_already_served_is_refused_with_one_line() -> None:
